@@ -1,0 +1,130 @@
+"""What a band's sensors would deliver for a recording, in the firmware's units.
+
+The firmware works on integers (see ``firmware/mbfw``):
+
+* EMG: 0.5 µV per count at 1000 Hz, clipped to ±(2**19 - 1);
+* accelerometer: mg, clipped to ±16000; gyroscope: 0.1 deg/s, clipped to ±8191;
+  at 104 Hz, each IMU sample tagged with the 10 ms EMG window it falls in;
+* task protocol: change points ``(start_ms, step_kind)``.
+
+This module turns a :class:`~mirrorband.recording.Recording` (already at the
+native rates) into those streams; the CPython, MicroPython and numpy runtimes
+all consume the same streams, so their results can be compared exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mbfw.task import MAX_STEPS, STEP_NONE, STEP_REST, STEP_WRITE_L, STEP_WRITE_R
+
+from .recording import EMG_RATE_HZ, HANDS, IMU_RATE_HZ, Recording, RecordingError
+
+EMG_COUNTS_PER_UV = 2
+EMG_MAX = (1 << 19) - 1
+ACC_MAX_MG = 16000
+GYR_MAX = 8191
+WINDOW = 10  # EMG samples per window
+
+
+@dataclass
+class HandStream:
+    """Integer streams of one band."""
+
+    hand: str
+    emg: np.ndarray  # (nch, n) int32 counts, n a multiple of WINDOW
+    acc: np.ndarray | None  # (m, 3) int32 mg
+    gyr: np.ndarray | None  # (m, 3) int32 0.1 deg/s
+    imu_win: np.ndarray | None  # (m,) int64 global window index of each IMU sample
+
+    @property
+    def nch(self) -> int:
+        return self.emg.shape[0]
+
+    @property
+    def has_imu(self) -> bool:
+        return self.acc is not None
+
+    @property
+    def n_windows(self) -> int:
+        return self.emg.shape[1] // WINDOW
+
+
+def imu_window(j: np.ndarray) -> np.ndarray:
+    """Window (10 ms) index of IMU sample ``j`` at 104 Hz: floor(j * 1000/104 / 10)."""
+    return (j * 25) // 26
+
+
+def emg_counts(uv: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(uv * EMG_COUNTS_PER_UV), -EMG_MAX, EMG_MAX).astype(np.int32)
+
+
+def hand_stream(rec: Recording, hand: str) -> HandStream:
+    if rec.emg_rate != EMG_RATE_HZ:
+        raise RecordingError(f"EMG must be at {EMG_RATE_HZ} Hz for the band (got {rec.emg_rate:g})")
+    sig = rec.hands[hand]
+    chans = [sig.emg["FLEX"]] + ([sig.emg["EXT"]] if "EXT" in sig.emg else [])
+    n = (len(chans[0]) // WINDOW) * WINDOW
+    if n < 100 * WINDOW:
+        raise RecordingError("the recording is shorter than 1 s")
+    emg = np.stack([emg_counts(np.asarray(c[:n], dtype=np.float64)) for c in chans])
+    acc = gyr = win = None
+    if sig.acc is not None and sig.gyr is not None:
+        if rec.imu_rate != IMU_RATE_HZ:
+            raise RecordingError(f"IMU must be at {IMU_RATE_HZ} Hz for the band (got {rec.imu_rate:g})")
+        m = min(len(sig.acc), len(sig.gyr))
+        j = np.arange(m, dtype=np.int64)
+        win = imu_window(j)
+        keep = win < n // WINDOW
+        acc = np.clip(np.rint(sig.acc[:m][keep] * 1000.0), -ACC_MAX_MG, ACC_MAX_MG).astype(np.int32)
+        gyr = np.clip(np.rint(sig.gyr[:m][keep] * 10.0), -GYR_MAX, GYR_MAX).astype(np.int32)
+        win = win[keep]
+        if len(win) == 0:
+            acc = gyr = win = None
+    return HandStream(hand, emg, acc, gyr, win)
+
+
+def task_points(rec: Recording) -> list[tuple[int, int]]:
+    """The task annotations as firmware step change points ``(start_ms, kind)``."""
+    kinds = {"REST": STEP_REST, "WRITE L": STEP_WRITE_L, "WRITE R": STEP_WRITE_R}
+    spans = []
+    for a in rec.task_annotations():
+        start = int(round(a.onset * 1000))
+        end = int(round(a.end * 1000))
+        if end > start:
+            spans.append((start, end, kinds[a.text]))
+    points: list[tuple[int, int]] = []
+    for i, (start, end, kind) in enumerate(spans):
+        if points and points[-1][0] == start:
+            points[-1] = (start, kind)  # same start: the later annotation wins
+        else:
+            points.append((start, kind))
+        nxt = spans[i + 1][0] if i + 1 < len(spans) else None
+        if nxt is None or nxt > end:
+            points.append((end, STEP_NONE))
+    # drop redundant change points
+    out: list[tuple[int, int]] = []
+    for p in points:
+        if out and out[-1][1] == p[1]:
+            continue
+        out.append(p)
+    if out and out[0][1] == STEP_NONE:
+        out = out[1:]
+    if len(out) > MAX_STEPS:
+        raise RecordingError(f"the task protocol has more than {MAX_STEPS} steps")
+    return out
+
+
+def streams(rec: Recording) -> list[HandStream]:
+    """Both bands' streams (one per hand present), L before R, equal length."""
+    out = [hand_stream(rec, h) for h in HANDS if h in rec.hands]
+    n = min(s.emg.shape[1] for s in out)
+    for s in out:
+        if s.emg.shape[1] != n:
+            s.emg = s.emg[:, :n]
+            if s.imu_win is not None:
+                keep = s.imu_win < n // WINDOW
+                s.acc, s.gyr, s.imu_win = s.acc[keep], s.gyr[keep], s.imu_win[keep]
+    return out
