@@ -7,7 +7,7 @@
 #                   baseline = lower median of that ring (learnt during REST)
 #   no baseline yet baseline = the quantile (recordings without REST)
 #   quiet block     (max < QUIET x baseline) slow adaptation: towards the
-#                   quantile by 1/32 upwards, 1/4 downwards
+#                   quantile by 1/32 upwards, 1/2 downwards
 #   otherwise       unchanged
 # Before the first block ends there is no baseline (0): no detection.
 from array import array
@@ -20,7 +20,7 @@ except ImportError:  # CPython (host)
 
 BLOCK = const(50)
 QUANT = const(9)
-REST_CAP = const(64)
+REST_CAP = const(48)
 QUIET = const(40)      # ratio x16 (2.5x)
 B_MIN = const(8)
 
@@ -49,16 +49,19 @@ def update(b, q, mx, rest, ring, nring, scratch):
     elif (mx << 4) // b < QUIET:
         d = q - b
         if d < 0:
-            b += d >> 2
+            b += d >> 1
         else:
             b += d >> 5
     return b if b > B_MIN else B_MIN
 
 
+# sorting space shared by every baseline (used only inside update())
+_scratch = array("i", bytes(4 * REST_CAP))
+
+
 class Baseline:
     def __init__(self):
         self.blk = array("i", bytes(4 * BLOCK))
-        self.scratch = array("i", bytes(4 * REST_CAP))
         self.ring = array("i", bytes(4 * REST_CAP))
         self.nring = 0
         self.iring = 0
@@ -82,6 +85,6 @@ class Baseline:
             self.iring = (self.iring + 1) % REST_CAP
             if self.nring < REST_CAP:
                 self.nring += 1
-        self.b = update(self.b, q, self.mx, rest, self.ring, self.nring, self.scratch)
+        self.b = update(self.b, q, self.mx, rest, self.ring, self.nring, _scratch)
         self.n = 0
         self.mx = 0

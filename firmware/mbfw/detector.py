@@ -27,7 +27,7 @@ except ImportError:  # CPython (host)
 WIN_MS = const(10)
 FEAT_WIN = const(6000)   # features over the first 60 s of an event
 KNOCK_WIN = const(10)    # knock test over the first 100 ms
-QUEUE = const(16)        # finished events waiting to be taken
+QUEUE = const(8)         # finished events waiting to be taken
 
 # run / event accumulator fields
 R_K0 = const(0)

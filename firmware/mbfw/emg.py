@@ -21,7 +21,8 @@ DEC = const(10)          # samples per window (10 ms at 1 kHz)
 BOX = const(32)          # box high-pass length
 HALF = const(16)         # its centre delay
 HIST = const(50)         # raw history kept between blocks (longest comb delay)
-MAX_BLOCK = const(200)   # largest block (samples), a multiple of DEC
+MAX_BLOCK = const(100)   # largest block (samples) the pipeline takes, a multiple of DEC
+CHUNK = const(50)        # samples filtered per pass (sizes the history buffers)
 LF_MAX = const(65535)
 
 
@@ -35,11 +36,10 @@ def comb_delay(mains_hz):
 
 
 class EmgFrontEnd:
-    def __init__(self, mains_hz=50, max_block=MAX_BLOCK):
+    def __init__(self, mains_hz=50):
         self.p = comb_delay(mains_hz)
-        self.xb = array("i", bytes(4 * (HIST + max_block)))
-        self.cb = array("i", bytes(4 * (BOX + max_block)))
-        self.max_block = max_block
+        self.xb = array("i", bytes(4 * (HIST + CHUNK)))
+        self.cb = array("i", bytes(4 * (BOX + CHUNK)))
         self.s = 0
         self.primed = False
 
@@ -52,6 +52,15 @@ class EmgFrontEnd:
 
     def process(self, src, off, n, raw, lf):
         # src[off:off+n] -> raw[0:n//DEC], lf[0:n//DEC]. n is a multiple of DEC.
+        j = 0
+        while n > 0:
+            c = n if n < CHUNK else CHUNK
+            j = self._chunk(src, off, c, raw, lf, j)
+            off += c
+            n -= c
+        return j
+
+    def _chunk(self, src, off, n, raw, lf, j):
         xb = self.xb
         cb = self.cb
         if not self.primed:
@@ -62,7 +71,6 @@ class EmgFrontEnd:
             self.primed = True
         p = HIST - self.p  # xb index of x[n-P] is t + p for new sample at t + HIST
         s = self.s
-        j = 0
         t = 0
         while t < n:
             acc = 0

@@ -33,9 +33,6 @@ ART_KNOCK = const(1)   # coincident IMU jerk
 ART_MOTION = const(2)  # low-frequency dominated transient (cable motion)
 ART_POP = const(3)     # same, on one channel only (electrode pop)
 
-KIND_NAMES = {KIND_MIRROR: "mirror", KIND_BURST: "burst", KIND_ARTIFACT: "artifact"}
-ART_NAMES = {ART_NONE: "", ART_KNOCK: "knock", ART_MOTION: "motion", ART_POP: "pop"}
-
 _FMT = "<BBBBiiHIhhBx"
 SIZE = const(24)
 

@@ -42,7 +42,7 @@ class Hand:
         self.has_imu = has_imu
         self.max_block = max_block
         nw = max_block // DEC
-        self.fe = [EmgFrontEnd(cfg.mains_hz, max_block) for _ in range(nch)]
+        self.fe = [EmgFrontEnd(cfg.mains_hz) for _ in range(nch)]
         self.base = [Baseline() for _ in range(nch)]
         self.raw = [_zeros(nw) for _ in range(nch)]
         self.lf = [_zeros(nw) for _ in range(nch)]

@@ -13,7 +13,7 @@ STEP_NONE = const(0)
 STEP_REST = const(1)
 STEP_WRITE_L = const(2)
 STEP_WRITE_R = const(3)
-MAX_STEPS = const(64)
+MAX_STEPS = const(32)
 
 
 class TaskError(ValueError):

@@ -23,8 +23,9 @@ import numpy as np
 import mbfw
 from mbfw.config import HAND_L, HAND_R, Config
 from mbfw.events import (
-    ART_NAMES, EV_AREA, EV_ART, EV_CCI, EV_CH, EV_FLAGS, EV_HAND, EV_KIND, EV_NF, EV_OFFSET,
-    EV_ONSET, EV_PEAK, EV_ROT, FLAG_PEER_UNKNOWN, KIND_NAMES,
+    ART_KNOCK, ART_MOTION, ART_POP, EV_AREA, EV_ART, EV_CCI, EV_CH, EV_FLAGS, EV_HAND, EV_KIND,
+    EV_NF, EV_OFFSET, EV_ONSET, EV_PEAK, EV_ROT, FLAG_PEER_UNKNOWN, KIND_ARTIFACT, KIND_BURST,
+    KIND_MIRROR,
 )
 from mbfw.pipeline import Hand
 
@@ -34,6 +35,8 @@ from .recording import Recording
 RUNTIMES = ("cpython", "micropython", "numpy")
 BLOCK = 100  # EMG samples per block (100 ms): 10 windows
 MAX_IMU_PER_BLOCK = 24  # at 104 Hz a 100 ms block holds 10 or 11 samples
+KIND_NAMES = {KIND_MIRROR: "mirror", KIND_BURST: "burst", KIND_ARTIFACT: "artifact"}
+ART_NAMES = {ART_KNOCK: "knock", ART_MOTION: "motion", ART_POP: "pop"}
 
 
 def hand_config(hand: str, **overrides: int) -> Config:

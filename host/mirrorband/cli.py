@@ -1,0 +1,195 @@
+"""The ``mirrorband`` command line (a contract: see docs/cli.md).
+
+Every command has ``--help``, exits 0 on success and 2 with a one-line error
+on stderr for bad input; progress goes to stderr, results to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .recording import RecordingError
+
+
+class CliError(Exception):
+    """A user mistake: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # one line, not usage + message
+        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _progress(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _read(path: str):
+    from .edf import read_edf
+
+    rec = read_edf(path)
+    for note in rec.notes:
+        _progress(f"{Path(path).name}: {note}")
+    return rec
+
+
+# --- commands -----------------------------------------------------------------
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from .edf import write_edf
+    from .simulate import simulate
+
+    rec = simulate(args.scenario, seed=args.seed, emg_rate=args.emg_rate, mains_hz=args.mains)
+    write_edf(rec, args.output)
+    truth = {k: len(rec.truth(k)) for k in ("MIRROR", "BURST", "ARTIFACT")}
+    _progress(f"wrote {args.output}: {rec.duration:.0f} s, scenario {args.scenario}, seed {args.seed}; "
+              f"ground truth {truth['MIRROR']} mirror, {truth['BURST']} other bursts, "
+              f"{truth['ARTIFACT']} artifacts")
+    return 0
+
+
+def _runtime_events(rec, runtime: str) -> dict:
+    from .mpy import MicroPythonMissing
+    from .replay import replay
+
+    try:
+        return replay(rec, runtime)
+    except MicroPythonMissing as e:
+        raise CliError(str(e)) from None
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    rec = _read(args.recording)
+    out = _runtime_events(rec, args.runtime)
+    out["recording"] = Path(args.recording).name
+    if args.json:
+        print(json.dumps(out))
+    else:
+        from .report import events_table
+
+        print(events_table(out))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate import format_table, score_recording, summarize
+
+    per = []
+    for i, path in enumerate(args.files, 1):
+        _progress(f"[{i}/{len(args.files)}] {Path(path).name}")
+        rec = _read(path)
+        out = _runtime_events(rec, args.runtime)
+        s = score_recording(rec, out["events"])
+        s["recording"] = Path(path).name
+        per.append(s)
+    summary = summarize(per)
+    if args.json:
+        print(json.dumps({"runtime": args.runtime, "summary": summary, "recordings": per}))
+    else:
+        print(format_table(summary))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import format_bench, run_bench
+
+    result = run_bench(quick=args.quick, progress=_progress)
+    print(json.dumps(result) if args.json else format_bench(result))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .report import demo_summary
+
+    print(demo_summary(seed=args.seed, progress=_progress))
+    return 0
+
+
+# --- parser ---------------------------------------------------------------------
+
+def _scenario(name: str) -> str:
+    from .simulate import SCENARIOS
+
+    if name not in SCENARIOS:
+        raise argparse.ArgumentTypeError(
+            f"unknown scenario {name!r}; choose one of: {', '.join(sorted(SCENARIOS))}")
+    return name
+
+
+def _emg_rate(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 500 <= v <= 2048:
+        raise argparse.ArgumentTypeError("EMG rate must be between 500 and 2048 Hz")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mbfw import VERSION
+
+    p = _Parser(prog="mirrorband", description="Mirrorband: measure mirror dystonia with two wrist bands.")
+    p.add_argument("--version", action="version", version=f"mirrorband {VERSION}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help)
+        sp.set_defaults(func=func)
+        return sp
+
+    sp = add("simulate", cmd_simulate, "write a synthetic two-hand recording (EDF+) with ground truth")
+    sp.add_argument("--scenario", required=True, type=_scenario,
+                    help="control, mild, moderate or severe, optionally with -L/-R (affected side)")
+    sp.add_argument("-o", "--output", required=True, help="EDF+ file to write")
+    sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sp.add_argument("--emg-rate", type=_emg_rate, default=1000.0, help="EMG rate in Hz, 500-2048 (default 1000)")
+    sp.add_argument("--mains", type=int, choices=(50, 60), default=50, help="mains frequency (default 50)")
+
+    sp = add("replay", cmd_replay, "run the band firmware's detector over a recording")
+    sp.add_argument("recording", help="EDF+/BDF+ recording (docs/formats.md)")
+    sp.add_argument("--runtime", choices=("cpython", "micropython", "numpy"), default="cpython",
+                    help="where the firmware runs (default cpython; numpy is the exact host port)")
+    sp.add_argument("--json", action="store_true", help="print the JSON object of docs/formats.md")
+
+    sp = add("eval", cmd_eval, "replay recordings and score the detector against their ground truth")
+    sp.add_argument("files", nargs="+", metavar="FILE", help="EDF+ recordings with ground-truth annotations")
+    sp.add_argument("--runtime", choices=("cpython", "micropython", "numpy"), default="numpy",
+                    help="pipeline runtime (default numpy: identical events, fastest)")
+    sp.add_argument("--json", action="store_true", help="print JSON")
+
+    sp = add("bench", cmd_bench, "measure detector speed, memory and accuracy, side by side with NeuroKit2")
+    sp.add_argument("--json", action="store_true", help="print JSON")
+    sp.add_argument("--quick", action="store_true", help="fewer recordings (for a quick look)")
+
+    sp = add("demo", cmd_demo, "simulate a patient session and show what the bands detect")
+    sp.add_argument("--seed", type=int, default=7, help="random seed of the simulated patient")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return args.func(args)
+    except (CliError, RecordingError) as e:
+        print(f"mirrorband: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mirrorband: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
