@@ -89,7 +89,7 @@ def _update_baseline(b: int, q: int, mx: int, rest: bool, ring: list[int]) -> in
         b = q
     elif (mx << 4) // b < fw_baseline.QUIET:
         d = q - b
-        b += (d >> 2) if d < 0 else (d >> 5)
+        b += (d >> 1) if d < 0 else (d >> 5)
     return max(b, fw_baseline.B_MIN)
 
 
