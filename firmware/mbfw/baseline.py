@@ -12,11 +12,7 @@
 # Before the first block ends there is no baseline (0): no detection.
 from array import array
 
-try:
-    from micropython import const
-except ImportError:  # CPython (host)
-    def const(x):
-        return x
+from micropython import const
 
 BLOCK = const(50)
 QUANT = const(9)

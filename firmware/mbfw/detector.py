@@ -18,11 +18,7 @@ from mbfw.events import (
 from mbfw.imu import isqrt
 from mbfw.task import STEP_NONE, STEP_REST, write_step
 
-try:
-    from micropython import const
-except ImportError:  # CPython (host)
-    def const(x):
-        return x
+from micropython import const
 
 WIN_MS = const(10)
 FEAT_WIN = const(6000)   # features over the first 60 s of an event

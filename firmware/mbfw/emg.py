@@ -11,11 +11,7 @@
 # The envelope (sum of the last 4 windows = 40 ms) is formed by the caller.
 from array import array
 
-try:
-    from micropython import const
-except ImportError:  # CPython (host)
-    def const(x):
-        return x
+from micropython import const
 
 DEC = const(10)          # samples per window (10 ms at 1 kHz)
 BOX = const(32)          # box high-pass length

@@ -2,11 +2,7 @@
 # fixed 24-byte little-endian codec (used by the event log and the protocol).
 import struct
 
-try:
-    from micropython import const
-except ImportError:  # CPython (host)
-    def const(x):
-        return x
+from micropython import const
 
 # field indices of an event held in an int array
 EV_HAND = const(0)     # 0 = L, 1 = R

@@ -13,11 +13,7 @@
 #   g{x,y,z}[w] sum of gyro samples in the window (0.1 deg/s * samples)
 from array import array
 
-try:
-    from micropython import const
-except ImportError:  # CPython (host)
-    def const(x):
-        return x
+from micropython import const
 
 IMU_FIELDS = const(7)
 _RING = const(32)

@@ -14,11 +14,7 @@ from mbfw.emg import DEC, MAX_BLOCK, EmgFrontEnd
 from mbfw.imu import ImuFeatures
 from mbfw.task import STEP_REST, Task
 
-try:
-    from micropython import const
-except ImportError:  # CPython (host)
-    def const(x):
-        return x
+from micropython import const
 
 ENV_WIN = const(4)          # envelope: 4 windows = 40 ms
 ENV_MAX = const((1 << 25) - 1)

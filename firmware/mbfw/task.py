@@ -3,11 +3,7 @@
 # first one, and where the host configured none, the step is STEP_NONE.
 from array import array
 
-try:
-    from micropython import const
-except ImportError:  # CPython (host)
-    def const(x):
-        return x
+from micropython import const
 
 STEP_NONE = const(0)
 STEP_REST = const(1)

@@ -124,7 +124,7 @@ def streams(rec: Recording) -> list[HandStream]:
     for s in out:
         if s.emg.shape[1] != n:
             s.emg = s.emg[:, :n]
-            if s.imu_win is not None:
+            if s.imu_win is not None and s.acc is not None and s.gyr is not None:
                 keep = s.imu_win < n // WINDOW
                 s.acc, s.gyr, s.imu_win = s.acc[keep], s.gyr[keep], s.imu_win[keep]
     return out
