@@ -10,15 +10,31 @@
 # classification (mirror / burst), feature scaling.
 from array import array
 
+from micropython import const
+
 from mbfw.events import (
-    ART_KNOCK, ART_MOTION, ART_POP, EV_AREA, EV_CCI, EV_CH, EV_FLAGS, EV_HAND, EV_KIND,
-    EV_NF, EV_OFFSET, EV_ONSET, EV_PEAK, EV_ROT, EV_ART, FLAG_PEER_UNKNOWN, KIND_ARTIFACT,
-    KIND_BURST, KIND_MIRROR,
+    ART_KNOCK,
+    ART_MOTION,
+    ART_POP,
+    EV_AREA,
+    EV_ART,
+    EV_CCI,
+    EV_CH,
+    EV_FLAGS,
+    EV_HAND,
+    EV_KIND,
+    EV_NF,
+    EV_OFFSET,
+    EV_ONSET,
+    EV_PEAK,
+    EV_ROT,
+    FLAG_PEER_UNKNOWN,
+    KIND_ARTIFACT,
+    KIND_BURST,
+    KIND_MIRROR,
 )
 from mbfw.imu import isqrt
 from mbfw.task import STEP_NONE, STEP_REST, write_step
-
-from micropython import const
 
 WIN_MS = const(10)
 FEAT_WIN = const(6000)   # features over the first 60 s of an event

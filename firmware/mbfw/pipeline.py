@@ -8,13 +8,13 @@
 #   detect()   burst detector with the peer's activity (or unknown)
 from array import array
 
+from micropython import const
+
 from mbfw.baseline import Baseline
 from mbfw.detector import Detector
 from mbfw.emg import DEC, MAX_BLOCK, EmgFrontEnd
 from mbfw.imu import ImuFeatures
 from mbfw.task import STEP_REST, Task
-
-from micropython import const
 
 ENV_WIN = const(4)          # envelope: 4 windows = 40 ms
 ENV_MAX = const((1 << 25) - 1)

@@ -23,8 +23,29 @@ import numpy as np
 from mbfw import baseline as fw_baseline
 from mbfw.config import Config
 from mbfw.detector import (
-    FEAT_WIN, KNOCK_WIN, R_ANCHOR, R_AREA, R_CH, R_GX, R_GY, R_GZ, R_HF, R_JMAX, R_K0, R_K1, R_LF,
-    R_MIN, R_N, R_NF, R_PEAK, R_PEER, R_STEP, R_SUM, R_UNK, finalize, merge_into,
+    FEAT_WIN,
+    KNOCK_WIN,
+    R_ANCHOR,
+    R_AREA,
+    R_CH,
+    R_GX,
+    R_GY,
+    R_GZ,
+    R_HF,
+    R_JMAX,
+    R_K0,
+    R_K1,
+    R_LF,
+    R_MIN,
+    R_N,
+    R_NF,
+    R_PEAK,
+    R_PEER,
+    R_STEP,
+    R_SUM,
+    R_UNK,
+    finalize,
+    merge_into,
 )
 from mbfw.emg import BOX, HALF, LF_MAX, comb_delay
 from mbfw.events import EV_NF

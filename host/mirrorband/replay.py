@@ -23,8 +23,24 @@ import numpy as np
 import mbfw
 from mbfw.config import HAND_L, HAND_R, Config
 from mbfw.events import (
-    ART_KNOCK, ART_MOTION, ART_POP, EV_AREA, EV_ART, EV_CCI, EV_CH, EV_FLAGS, EV_HAND, EV_KIND,
-    EV_NF, EV_OFFSET, EV_ONSET, EV_PEAK, EV_ROT, FLAG_PEER_UNKNOWN, KIND_ARTIFACT, KIND_BURST,
+    ART_KNOCK,
+    ART_MOTION,
+    ART_POP,
+    EV_AREA,
+    EV_ART,
+    EV_CCI,
+    EV_CH,
+    EV_FLAGS,
+    EV_HAND,
+    EV_KIND,
+    EV_NF,
+    EV_OFFSET,
+    EV_ONSET,
+    EV_PEAK,
+    EV_ROT,
+    FLAG_PEER_UNKNOWN,
+    KIND_ARTIFACT,
+    KIND_BURST,
     KIND_MIRROR,
 )
 from mbfw.pipeline import Hand

@@ -4,8 +4,9 @@
 # per-block loop, including a small int overflowing into a big int on a 31-bit
 # port, raises MemoryError. Prints one line: "OK blocks events alloc" or "FAIL ...".
 import gc
-import micropython
 from array import array
+
+import micropython
 
 from mbfw.config import Config
 from mbfw.events import EV_KIND, EV_NF
