@@ -121,20 +121,18 @@ def _per_min(n: int, minutes: float) -> float | None:
 def _union_length(intervals: Iterable[Interval], lo: float, hi: float) -> float:
     """Total length of the union of intervals clipped to [lo, hi]."""
     spans = sorted((max(a, lo), min(b, hi)) for a, b in intervals)
+    spans = [(a, b) for a, b in spans if b > a]
     total = 0.0
-    cur_a = cur_b = None
-    for a, b in spans:
-        if b <= a:
-            continue
-        if cur_b is None or a > cur_b:
-            if cur_b is not None:
-                total += cur_b - cur_a
+    if not spans:
+        return total
+    cur_a, cur_b = spans[0]
+    for a, b in spans[1:]:
+        if a > cur_b:
+            total += cur_b - cur_a
             cur_a, cur_b = a, b
         else:
             cur_b = max(cur_b, b)
-    if cur_b is not None:
-        total += cur_b - cur_a
-    return total
+    return total + (cur_b - cur_a)
 
 
 def _overlaps_any(iv: Interval, others: Sequence[Interval]) -> bool:
@@ -263,22 +261,34 @@ def summarize(per_recording: list[dict]) -> dict:
             ctrl_min += s["write_min"]
         for k in art:
             art[k] += s["artifact"][k]
+    burst, mirror = prf(*tot["burst"]), prf(*tot["mirror"])
+    onset, offset = error_stats(on), error_stats(off)
+    ctrl_rate, unmatched_rate = _per_min(ctrl_events, ctrl_min), _per_min(unmatched, all_min)
     return {
         "n_recordings": len(per_recording),
-        "burst": prf(*tot["burst"]),
-        "mirror": prf(*tot["mirror"]),
-        "onset_ms": error_stats(on),
-        "offset_ms": error_stats(off),
+        # headline numbers, flat (the same values as in the detailed blocks below)
+        **{f"{lvl}_{m}": blk[m] for lvl, blk in (("burst", burst), ("mirror", mirror))
+           for m in ("precision", "recall", "f1")},
+        **{f"{name}_{m}_ms": blk[m] for name, blk in (("onset", onset), ("offset", offset))
+           for m in ("median_abs", "p90_abs", "bias")},
+        "onset_n": onset["n"],
+        "control_false_mirror_per_min": ctrl_rate,
+        "unmatched_mirror_per_min": unmatched_rate,
+        # details
+        "burst": burst,
+        "mirror": mirror,
+        "onset_ms": onset,
+        "offset_ms": offset,
         "false_mirror_control": {
             "n_recordings": ctrl_n,
             "n_events": ctrl_events,
             "write_min": round(ctrl_min, 4),
-            "per_min": _per_min(ctrl_events, ctrl_min),
+            "per_min": ctrl_rate,
         },
         "mirror_unmatched": {
             "n_events": unmatched,
             "write_min": round(all_min, 4),
-            "per_min": _per_min(unmatched, all_min),
+            "per_min": unmatched_rate,
         },
         "artifact": art,
     }

@@ -77,7 +77,7 @@ def union_bursts(per_channel: dict[str, list[tuple[int, int]]]) -> list[tuple[in
         else:
             out.append((a, b, [ch]))
     order = {c: i for i, c in enumerate(EMG_CHANNELS)}
-    return [(a, b, sorted(chans, key=order.get)) for a, b, chans in out]
+    return [(a, b, sorted(chans, key=lambda c: order.get(c, len(order)))) for a, b, chans in out]
 
 
 def classify(rec: Recording, hand: str, onset_s: float) -> str | None:

@@ -216,6 +216,10 @@ def test_summarize_pools_counts_and_errors():
     um = sm["mirror_unmatched"]
     assert um["n_events"] == 3 and um["write_min"] == pytest.approx(2 + 100 / 60, abs=1e-3)
     assert sm["artifact"] == {"n": 2, "reported": 1, "flagged": 0}
+    # flat headline keys mirror the detailed blocks
+    assert sm["burst_f1"] == sm["burst"]["f1"] and sm["mirror_recall"] == sm["mirror"]["recall"]
+    assert sm["onset_bias_ms"] == 100.0 and sm["onset_n"] == 1 and sm["offset_p90_abs_ms"] == sm["offset_ms"]["p90_abs"]
+    assert sm["control_false_mirror_per_min"] == 1.0 and sm["unmatched_mirror_per_min"] == um["per_min"]
     table = format_table(sm)
     assert "burst" in table and "mirror" in table and "1.000" in table
     assert len(table.splitlines()) < 15
