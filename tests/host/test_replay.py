@@ -108,11 +108,15 @@ def test_replay_rejects_truncated_and_missing_files(tmp_path, sim_file):
 
 
 def test_replay_rejects_emg_below_500_hz(tmp_path):
-    rng = np.random.default_rng(0)
-    rec = Recording(hands={"L": HandSignals(emg={"FLEX": rng.normal(0, 5, 400 * 20)})},
-                    emg_rate=400, imu_rate=104)
+    import pyedflib
+
     path = tmp_path / "slow.edf"
-    write_edf(rec, path)
+    w = pyedflib.EdfWriter(str(path), 1, file_type=pyedflib.FILETYPE_EDFPLUS)
+    w.setSignalHeaders([{"label": "EMG L FLEX", "dimension": "uV", "sample_frequency": 400,
+                         "physical_max": 100.0, "physical_min": -100.0,
+                         "digital_max": 32767, "digital_min": -32768}])
+    w.writeSamples([np.random.default_rng(0).normal(0, 5, 400 * 20)])
+    w.close()
     line = _one_error_line(cli("replay", str(path)))
     assert "500" in line
 
