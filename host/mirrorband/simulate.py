@@ -301,9 +301,9 @@ def _plan_mirror(rng, sev: Severity, w: _Write, hand: str, occ: _Occupancy, affe
         for _ in range(count):
             for _try in range(30):
                 s, e = w.episodes[int(rng.integers(len(w.episodes)))]
-                if e - s < 0.3:
+                if e - s < WRITING_SETTLE_S + 0.3:
                     continue
-                t = _u(rng, (s, e - 0.1))
+                t = _u(rng, (s + WRITING_SETTLE_S, e - 0.1))
                 dur = min(_loguniform(rng, dlo, min(dhi, 1.0)), w.off - 0.2 - t)
                 if dur < dlo:
                     continue
