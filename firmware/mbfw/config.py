@@ -20,7 +20,7 @@ _FIELDS = (
     ("act_hold", 0, 1000),
     ("mirror_frac", 1, 16),
     ("jerk_thr", 1, 1 << 20),
-    ("lf_k", 1, 200),
+    ("lf_k", 0, 200),
     ("onset_adj", -200, 200),
     ("offset_adj", -200, 200),
 )
@@ -44,7 +44,7 @@ class Config:
     act_hold = 50      # activity hold after the last active window
     mirror_frac = 4    # mirror if peer active >= 1/mirror_frac of the burst
     jerk_thr = 150     # knock: IMU jerk, mg per sample
-    lf_k = 10          # cable/pop: rejects when LF/HF > lf_k/64 (50 Hz comb)
+    lf_k = 10          # cable/pop: rejects when LF/HF > lf_k/64 (50 Hz comb); 0 = off
     onset_adj = -36    # onset time correction, ms
     offset_adj = -26   # offset time correction, ms
 

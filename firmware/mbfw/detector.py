@@ -111,7 +111,7 @@ def finalize(p, cfg, nch, has_imu, t0, out):
     # 50 ms at 60 Hz): scale the rule by 2 or 5 so it means the same for both
     if has_imu and p[R_JMAX] > cfg.jerk_thr:
         art = ART_KNOCK
-    elif lf * 128 > hf * cfg.lf_k * (5 if cfg.mains_hz == 60 else 2):
+    elif cfg.lf_k and lf * 128 > hf * cfg.lf_k * (5 if cfg.mains_hz == 60 else 2):
         art = ART_POP if (nch == 2 and ch != 3) else ART_MOTION
     flags = 0
     if art:
