@@ -12,11 +12,14 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .errors import CliError
 from .recording import RecordingError
 
-
-class CliError(Exception):
-    """A user mistake: printed as one line, exit status 2."""
+# Modules that add their own subcommands: each has ``register(sub)``, called
+# with the subparsers object (``sub.add_parser(...)``, ``set_defaults(func=...)``);
+# their functions raise :class:`CliError` for user mistakes.
+_COMMAND_MODULES: tuple[str, ...] = (
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -173,6 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("demo", cmd_demo, "simulate a patient session and show what the bands detect")
     sp.add_argument("--seed", type=int, default=7, help="random seed of the simulated patient")
+
+    import importlib
+
+    for name in _COMMAND_MODULES:
+        importlib.import_module(f"mirrorband.{name}").register(sub)
     return p
 
 
