@@ -35,9 +35,9 @@ class ConfigError(ValueError):
 class Config:
     hand = HAND_R
     mains_hz = 50
-    t_on = 56          # onset threshold, ratio x16 (3.5x)
+    t_on = 112         # onset threshold, ratio x16 (7x)
     t_off = 32         # offset threshold, ratio x16 (2.0x)
-    min_win = 8        # minimum burst duration, 10 ms windows
+    min_win = 15       # minimum burst duration, 10 ms windows (150 ms)
     merge_gap = 10     # merge bursts closer than this, windows
     t_act = 48         # writing activity: EMG ratio x16
     s_act = 6000       # writing activity: stroke energy 2-8 Hz

@@ -116,6 +116,43 @@ def detect_mains(rec: Recording, default: int = 50) -> int:
     return best
 
 
+def effective_emg_rate(rec: Recording) -> float:
+    """How many times per second the EMG samples actually change (Hz).
+
+    A band's ADC gives a new value at every sample; recordings upsampled by
+    sample-and-hold from a slow device (the Myo armband's 200 Hz in the UCI
+    set) repeat values, and carry no EMG above about half this rate.
+    """
+    best = 0.0
+    for sig in rec.hands.values():
+        for x in sig.emg.values():
+            x = np.asarray(x[: int(60 * rec.emg_rate)])
+            if len(x) > 1:
+                best = max(best, float(np.count_nonzero(np.diff(x))) / (len(x) - 1) * rec.emg_rate)
+    return best
+
+
+def band_settings(rec: Recording, overrides: dict[str, int] | None = None) -> tuple[dict[str, int], list[str]]:
+    """Firmware settings a band would be configured with for this recording.
+
+    ``mains_hz`` is detected from the EMG unless given. When the EMG is
+    band-limited (it changes fewer than 400 times a second, so it has no
+    content above ~200 Hz), the LF/HF artifact rule (``lf_k``), which expects
+    the broadband EMG of the band's 1 kHz ADC, is turned off unless given.
+    Returns the settings and notes to show the user.
+    """
+    out = dict(overrides or {})
+    notes: list[str] = []
+    out.setdefault("mains_hz", detect_mains(rec))
+    if "lf_k" not in out:
+        eff = effective_emg_rate(rec)
+        if eff < 400:
+            out["lf_k"] = 0
+            notes.append(f"EMG changes only {eff:.0f} times/s (band-limited): "
+                         "low-frequency artifact rule off")
+    return out, notes
+
+
 def task_points(rec: Recording) -> list[tuple[int, int]]:
     """The task annotations as firmware step change points ``(start_ms, kind)``."""
     kinds = {"REST": STEP_REST, "WRITE L": STEP_WRITE_L, "WRITE R": STEP_WRITE_R}

@@ -58,11 +58,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _runtime_events(rec, runtime: str, mains: int | None = None) -> dict:
+    from .bandio import band_settings
     from .mpy import MicroPythonMissing
     from .replay import replay
 
+    overrides, notes = band_settings(rec, {"mains_hz": mains} if mains else None)
+    for note in notes:
+        _progress(f"{rec.name}: {note}")
     try:
-        return replay(rec, runtime, overrides={"mains_hz": mains} if mains else None)
+        return replay(rec, runtime, overrides=overrides)
     except MicroPythonMissing as e:
         raise CliError(str(e)) from None
 

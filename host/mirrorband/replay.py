@@ -45,7 +45,7 @@ from mbfw.events import (
 )
 from mbfw.pipeline import Hand
 
-from .bandio import WINDOW, HandStream, detect_mains, streams, task_points
+from .bandio import WINDOW, HandStream, band_settings, streams, task_points
 from .recording import Recording
 
 RUNTIMES = ("cpython", "micropython", "numpy")
@@ -155,8 +155,7 @@ def replay_events(rec: Recording, runtime: str = "cpython",
     ``overrides`` are firmware settings (``mbfw.config.Config``); without
     ``mains_hz`` the mains frequency is detected from the recording.
     """
-    overrides = dict(overrides or {})
-    overrides.setdefault("mains_hz", detect_mains(rec))
+    overrides, _ = band_settings(rec, overrides)
     recs = streams(rec)
     points = task_points(rec)
     if runtime == "cpython":
@@ -179,8 +178,7 @@ def replay(rec: Recording, runtime: str = "cpython", name: str | None = None,
     Adds the optional key ``mains_hz``: the mains frequency the bands were
     configured with (detected from the recording unless given).
     """
-    overrides = dict(overrides or {})
-    overrides.setdefault("mains_hz", detect_mains(rec))
+    overrides, _ = band_settings(rec, overrides)
     events = replay_events(rec, runtime, overrides)
     return {
         "recording": name if name is not None else rec.name,

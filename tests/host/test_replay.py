@@ -133,3 +133,34 @@ def test_every_command_has_help():
         with pytest.raises(SystemExit) as e:
             main([cmd, "--help"])
         assert e.value.code == 0
+
+
+def test_band_limited_emg_turns_the_lf_rule_off():
+    from mirrorband.bandio import band_settings, effective_emg_rate
+
+    rec = simulate("moderate-R", seed=3, emg_rate=1000.0)
+    assert effective_emg_rate(rec) > 900
+    settings, notes = band_settings(rec)
+    assert "lf_k" not in settings and notes == []
+    # the same signals held for 10 samples: a 100 Hz device upsampled to 1 kHz
+    held = {h: HandSignals(emg={c: np.repeat(np.asarray(x)[::10], 10) for c, x in s.emg.items()}, acc=s.acc, gyr=s.gyr)
+            for h, s in rec.hands.items()}
+    slow = Recording(hands=held, emg_rate=rec.emg_rate, imu_rate=rec.imu_rate, annotations=rec.annotations)
+    assert 90 <= effective_emg_rate(slow) <= 110
+    settings, notes = band_settings(slow)
+    assert settings["lf_k"] == 0 and "band-limited" in notes[0]
+    assert band_settings(slow, {"lf_k": 10})[0]["lf_k"] == 10  # an explicit setting wins
+    assert replay_events(slow, "numpy") == replay_events(slow, "cpython")
+
+
+def test_eval_cli_scores_a_recording(sim_file):
+    proc = cli("eval", "--json", str(sim_file))
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["summary"]["burst_f1"] >= 0.9 and out["recordings"][0]["recording"] == sim_file.name
+
+
+def test_demo_prints_a_readable_summary():
+    proc = cli("demo", "--seed", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert "mirror" in proc.stdout.lower() and "Traceback" not in proc.stderr
