@@ -19,6 +19,7 @@ from .recording import RecordingError
 # with the subparsers object (``sub.add_parser(...)``, ``set_defaults(func=...)``);
 # their functions raise :class:`CliError` for user mistakes.
 _COMMAND_MODULES: tuple[str, ...] = (
+    "sessions_cmd",
 )
 
 
