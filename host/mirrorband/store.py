@@ -245,7 +245,8 @@ class Store:
         v = self.db.execute("SELECT version FROM schema_version").fetchone()
         return int(v[0]) if v else 0
 
-    def _migrate(self, target: int = SCHEMA_VERSION) -> None:
+    def _migrate(self) -> None:
+        target = SCHEMA_VERSION
         current = self.schema_version()
         if current > SCHEMA_VERSION:
             raise StoreError(
