@@ -195,6 +195,9 @@ class Packed:
             name, lo, hi = self._R[i]
             setattr(self, name, _range(name, vals[i], lo, hi))
 
+    def __getattr__(self, name) -> int:  # fields are set in __init__; this types them
+        raise AttributeError(name)
+
     def values(self):
         return tuple(getattr(self, r[0]) for r in self._R)
 
