@@ -371,7 +371,7 @@ class BumbleBleakClient(BaseBleakClient):
                 await self._peer.request_mtu(self._mtu)
             keystore = device.keystore
             if keystore is not None and await keystore.get(str(connection.peer_address)) is not None:
-                await connection.encrypt()
+                await self._encrypt(connection)
             if pair:
                 await self.pair()
             await self._discover()
@@ -379,6 +379,17 @@ class BumbleBleakClient(BaseBleakClient):
             with contextlib.suppress(Exception):
                 await self.disconnect()
             raise
+
+    async def _encrypt(self, connection: Connection) -> None:
+        # Re-encrypt with the bond's key; a wrong key ends the link (MIC failure).
+        try:
+            await connection.encrypt()
+        except asyncio.CancelledError:
+            if self._connection is connection:
+                raise  # a real cancellation
+            raise BleakError(f"{self.address} dropped the link while encrypting (stale bond?)") from None
+        except (core.BaseBumbleError, hci.HCI_Error) as exc:
+            raise BleakError(f"encryption with {self.address} failed: {exc}") from exc
 
     def _on_disconnection(self, _reason: int) -> None:
         unsolicited = not self._closing
@@ -526,7 +537,7 @@ class BumbleBleakClient(BaseBleakClient):
         subscriber = self._subscriptions.pop(characteristic.handle, None)
         if subscriber is not None:
             self._forget(peer, characteristic.handle, subscriber)
-        await self._call(peer.unsubscribe(proxy, force=True))
+        await self._call(peer.gatt_client.unsubscribe(proxy, None, force=True))
 
 
 __all__ = [
