@@ -136,11 +136,10 @@ def cmd_import(args: argparse.Namespace) -> int:
         except ValueError:
             raise CliError(f"bad date {args.date!r}: use YYYY-MM-DD or YYYY-MM-DDTHH:MM") from None
     with _open(args) as st:
-        _progress(f"importing {args.file} (analysing with the numpy port of the band pipeline) ...")
         sid = import_edf(st, args.file, args.patient, started)
         row = st.session_row(sid)
     print(sid)
-    _progress(f"session {sid}: {row.duration_s:.0f} s, {row.n_steps} steps, {row.n_events} events"
+    _progress(f"session {sid}: {args.file} analysed with the numpy port of the band pipeline, {row.duration_s:.0f} s, {row.n_steps} steps, {row.n_events} events"
               + (f", patient {row.patient_id}" if row.patient_id else ""))
     return 0
 
