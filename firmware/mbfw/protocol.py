@@ -300,7 +300,7 @@ class ConfigValues:
         return cls(_unpack_list("<Bi", b))
 
 
-def _name(b, what, least=1):
+def check_name(b, what, least=1):
     # pseudonym / short text: 1..16 of A-Z a-z 0-9 . _ -
     if isinstance(b, str):
         b = b.encode()
@@ -319,7 +319,7 @@ class Provision:
             raise ProtocolError(ERR_RANGE, "key must be %d bytes" % KEY_LEN)
         self.key = bytes(key)
         self.hand = _range("hand", hand, 0, 1)
-        self.patient = _name(patient, "patient id")
+        self.patient = check_name(patient, "patient id")
         self.token = _range("token", token, 0, _U32)
 
     def __bytes__(self):
@@ -346,9 +346,9 @@ class Info:
         self.provisioned = _range("provisioned", int(provisioned), 0, 1)
         self.hand = _range("hand", hand, 0, 1)
         self.features = _range("features", features, 0, 255)
-        self.fw = _name(fw, "firmware", 0)
-        self.board = _name(board, "board", 0)
-        self.patient = _name(patient, "patient id", 0)
+        self.fw = check_name(fw, "firmware", 0)
+        self.board = check_name(board, "board", 0)
+        self.patient = check_name(patient, "patient id", 0)
 
     def __bytes__(self):
         out = self.band_id + struct.pack("<BBBB", VERSION, self.provisioned, self.hand, self.features)
@@ -367,8 +367,8 @@ class Info:
         if len(texts) < 3 or i != len(b):
             raise ProtocolError(ERR_BAD_LENGTH, "info payload length")
         _, prov, hand, feat = struct.unpack_from("<BBBB", b, 8)
-        return cls(b[:8], prov, hand, feat, _name(texts[0], "firmware", 0),
-                   _name(texts[1], "board", 0), _name(texts[2], "patient id", 0))
+        return cls(b[:8], prov, hand, feat, check_name(texts[0], "firmware", 0),
+                   check_name(texts[1], "board", 0), check_name(texts[2], "patient id", 0))
 
 
 class Status(Packed):
