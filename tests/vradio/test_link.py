@@ -74,7 +74,7 @@ async def test_scan_connect_read_write_notify_mtu247_and_reconnect() -> None:
         timeout=0.5, return_adv=True, service_uuids=[SERVICE_UUID], backend=adapter.scanner_backend
     )
     assert [adv.local_name for _d, adv in devices.values()] == ["MB-L"]
-    (dev, adv), = devices.values()
+    ((dev, adv),) = devices.values()
     assert SERVICE_UUID in adv.service_uuids
     assert "0000180f-0000-1000-8000-00805f9b34fb" in adv.service_uuids  # merged scan response
     assert dev.address == bytes(p.ble.config("mac")[1]).hex(":").upper()
@@ -82,27 +82,29 @@ async def test_scan_connect_read_write_notify_mtu247_and_reconnect() -> None:
     disconnected: list[BleakClient] = []
     for attempt in range(2):  # connect, disconnect, reconnect (with rediscovery)
         received: list[bytes] = []
-        async with BleakClient(dev, disconnected_callback=disconnected.append, backend=adapter.client_backend) as c:
+        async with BleakClient(
+            dev, disconnected_callback=disconnected.append, backend=adapter.client_backend
+        ) as c:
             assert c.mtu_size == 247
             await until(lambda: 247 in p.mtus.values())
             assert await c.read_gatt_char(DIS_MAKER) == b"Mirrorband"
             assert await c.read_gatt_char(DIS_FW) == b"0.1.0"
             assert await c.read_gatt_char(BATTERY_LEVEL) == bytes([87])
             assert await c.read_gatt_char(DATA_UUID) == b"hello"
-            await c.start_notify(CONTROL_UUID, lambda _ch, data: received.append(bytes(data)))
+            await c.start_notify(CONTROL_UUID, lambda _ch, data: received.append(bytes(data)))  # noqa: B023 - used within the iteration
             command = bytes(range(200)) + bytes([attempt])
             await c.write_gatt_char(CONTROL_UUID, command, response=True)
             await c.write_gatt_char(CONTROL_UUID, b"nr", response=False)
-            await until(lambda: len(received) == 2)
+            await until(lambda: len(received) == 2)  # noqa: B023
             assert received == [b"ack:" + command, b"ack:nr"]
             assert p.writes[-2:] == [(p.h_control, command), (p.h_control, b"nr")]
             # A full-MTU notification (244 bytes) arrives whole.
             conn = next(iter(p.connections))
             p.ble.gatts_notify(conn, p.h_data, bytes(244))
             got: list[bytes] = []
-            await c.start_notify(DATA_UUID, lambda _ch, data: got.append(bytes(data)))
+            await c.start_notify(DATA_UUID, lambda _ch, data: got.append(bytes(data)))  # noqa: B023
             p.ble.gatts_notify(conn, p.h_data, bytes(range(244)))
-            await until(lambda: got)
+            await until(lambda: got)  # noqa: B023
             assert got == [bytes(range(244))]
             await c.stop_notify(DATA_UUID)
         await until(lambda: not p.connections)
@@ -167,7 +169,9 @@ async def test_two_peripherals_one_after_the_other() -> None:
     left = await band(radio, "MB-L")
     right = await band(radio, "MB-R")
     adapter = BumbleAdapter(radio.endpoint("host"))
-    devices = await BleakScanner.discover(timeout=0.4, service_uuids=[SERVICE_UUID], backend=adapter.scanner_backend)
+    devices = await BleakScanner.discover(
+        timeout=0.4, service_uuids=[SERVICE_UUID], backend=adapter.scanner_backend
+    )
     assert sorted(d.name for d in devices if d.name) == ["MB-L", "MB-R"]
     by_name = {d.name: d for d in devices}
     got: dict[str, list[bytes]] = {"MB-L": [], "MB-R": []}
@@ -199,7 +203,15 @@ async def test_passive_scan_of_nonconnectable_beacon() -> None:
         if event == 5:
             addr_type, addr, adv_type, rssi, adv_data = data
             results.append(
-                (addr_type, bytes(addr), adv_type, rssi, bytes(adv_data), type(addr).__name__, type(adv_data).__name__)
+                (
+                    addr_type,
+                    bytes(addr),
+                    adv_type,
+                    rssi,
+                    bytes(adv_data),
+                    type(addr).__name__,
+                    type(adv_data).__name__,
+                )
             )
         elif event == 6:
             done.append(1)
@@ -217,8 +229,10 @@ async def test_passive_scan_of_nonconnectable_beacon() -> None:
 
     # bleak sees it passively too; a connection attempt is refused (not connectable).
     adapter = BumbleAdapter(radio.endpoint("host"))
-    seen = await BleakScanner.discover(timeout=0.2, return_adv=True, scanning_mode="passive", backend=adapter.scanner_backend)
-    (dev, adv), = seen.values()
+    seen = await BleakScanner.discover(
+        timeout=0.2, return_adv=True, scanning_mode="passive", backend=adapter.scanner_backend
+    )
+    ((dev, adv),) = seen.values()
     assert adv.manufacturer_data == {BEACON_COMPANY: struct.pack("<BIB", 1, 7, 1)}
     with pytest.raises(BleakDeviceNotFoundError):
         await BleakClient(dev, backend=adapter.client_backend, timeout=0.3).connect()
@@ -267,7 +281,7 @@ async def test_unauthenticated_central_refused_on_protected_characteristics() ->
 
     # A central presenting a forged key cannot encrypt: the controller's MIC check fails.
     assert adapter.device is not None and adapter.device.keystore is not None
-    (name, keys), = await adapter.device.keystore.get_all()
+    ((name, keys),) = await adapter.device.keystore.get_all()
     assert keys.ltk is not None
     keys.ltk.value = bytes(16)
     p.security.clear()
@@ -288,7 +302,9 @@ async def test_passkey_pairing_authenticates() -> None:
     p = await band(radio, "MB-L")
     p.ble.config(io=0, mitm=True)  # display only: shows the passkey
     shown: list[int] = []
-    p.ble.irq(lambda event, data: shown.append(data[2]) if event == 31 and data[1] == 3 else p._irq(event, data))
+    p.ble.irq(
+        lambda event, data: shown.append(data[2]) if event == 31 and data[1] == 3 else p._irq(event, data)
+    )
 
     class Keyboard(PairingDelegate):
         def __init__(self) -> None:

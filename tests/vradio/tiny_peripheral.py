@@ -66,15 +66,23 @@ class TinyPeripheral:
             (
                 (bluetooth.UUID(CONTROL_UUID), _FLAG_WRITE | _FLAG_WRITE_NO_RESPONSE | _FLAG_NOTIFY),
                 (bluetooth.UUID(DATA_UUID), _FLAG_READ | _FLAG_NOTIFY),
-                (bluetooth.UUID(SECRET_UUID), _FLAG_READ | _FLAG_READ_ENCRYPTED | _FLAG_WRITE | _FLAG_WRITE_ENCRYPTED | _FLAG_NOTIFY),
+                (
+                    bluetooth.UUID(SECRET_UUID),
+                    _FLAG_READ | _FLAG_READ_ENCRYPTED | _FLAG_WRITE | _FLAG_WRITE_ENCRYPTED | _FLAG_NOTIFY,
+                ),
                 (bluetooth.UUID(MITM_UUID), _FLAG_READ | _FLAG_READ_AUTHENTICATED),
             ),
         )
-        dis = (bluetooth.UUID(0x180A), ((bluetooth.UUID(0x2A29), _FLAG_READ), (bluetooth.UUID(0x2A26), _FLAG_READ)))
-        battery = (bluetooth.UUID(0x180F), ((bluetooth.UUID(0x2A19), _FLAG_READ | _FLAG_NOTIFY),))
-        ((self.h_control, self.h_data, self.h_secret, self.h_mitm), (self.h_maker, self.h_fw), (self.h_battery,)) = (
-            ble.gatts_register_services((custom, dis, battery))
+        dis = (
+            bluetooth.UUID(0x180A),
+            ((bluetooth.UUID(0x2A29), _FLAG_READ), (bluetooth.UUID(0x2A26), _FLAG_READ)),
         )
+        battery = (bluetooth.UUID(0x180F), ((bluetooth.UUID(0x2A19), _FLAG_READ | _FLAG_NOTIFY),))
+        (
+            (self.h_control, self.h_data, self.h_secret, self.h_mitm),
+            (self.h_maker, self.h_fw),
+            (self.h_battery,),
+        ) = ble.gatts_register_services((custom, dis, battery))
         ble.gatts_set_buffer(self.h_control, 244)
         ble.gatts_write(self.h_maker, b"Mirrorband")
         ble.gatts_write(self.h_fw, b"0.1.0")
@@ -92,7 +100,9 @@ class TinyPeripheral:
 
     def beacon(self, seq, active, interval_us=20000):
         payload = struct.pack("<HBIB", BEACON_COMPANY, 1, seq, active)
-        self.ble.gap_advertise(interval_us, adv_data=adv_payload(manufacturer=payload, connectable=False), connectable=False)
+        self.ble.gap_advertise(
+            interval_us, adv_data=adv_payload(manufacturer=payload, connectable=False), connectable=False
+        )
 
     def _irq(self, event, data):
         self.events.append(event)

@@ -325,7 +325,9 @@ class BumbleBleakClient(BaseBleakClient):
         super().__init__(address_or_ble_device, disconnected_callback=disconnected_callback, timeout=timeout)
         self._adapter = adapter or get_default_adapter()
         self._target: hci.Address | None = None
-        if isinstance(address_or_ble_device, BLEDevice) and isinstance(address_or_ble_device.details, hci.Address):
+        if isinstance(address_or_ble_device, BLEDevice) and isinstance(
+            address_or_ble_device.details, hci.Address
+        ):
             self._target = address_or_ble_device.details
         self._name = address_or_ble_device.name if isinstance(address_or_ble_device, BLEDevice) else None
         self._requested_services = services
@@ -359,7 +361,9 @@ class BumbleBleakClient(BaseBleakClient):
         try:
             connection = await device.connect(target, timeout=timeout)
         except core.TimeoutError as exc:
-            raise BleakDeviceNotFoundError(self.address, f"device {self.address} not found (out of range?)") from exc
+            raise BleakDeviceNotFoundError(
+                self.address, f"device {self.address} not found (out of range?)"
+            ) from exc
         except core.ConnectionError as exc:
             raise BleakError(f"connection to {self.address} failed: {exc}") from exc
         self._connection = connection
@@ -461,7 +465,9 @@ class BumbleBleakClient(BaseBleakClient):
                 )
                 collection.add_characteristic(bchar)
                 for desc in char.descriptors:
-                    collection.add_descriptor(BleakGATTDescriptor(desc, desc.handle, _uuid_str(desc.type), bchar))
+                    collection.add_descriptor(
+                        BleakGATTDescriptor(desc, desc.handle, _uuid_str(desc.type), bchar)
+                    )
         self.services = collection
 
     async def _call(self, awaitable: Any) -> Any:
@@ -491,7 +497,9 @@ class BumbleBleakClient(BaseBleakClient):
         peer = self._require_peer()
         return bytearray(await self._call(peer.read_value(descriptor.handle)))
 
-    async def write_gatt_char(self, characteristic: BleakGATTCharacteristic, data: SizedBuffer, response: bool) -> None:
+    async def write_gatt_char(
+        self, characteristic: BleakGATTCharacteristic, data: SizedBuffer, response: bool
+    ) -> None:
         """Write a characteristic value, with or without response."""
         peer = self._require_peer()
         await self._call(peer.write_value(characteristic.handle, bytes(data), with_response=response))

@@ -55,16 +55,19 @@ logger = logging.getLogger(__name__)
 #: Reason reported to both ends when the hub drops a link (supervision timeout).
 CONNECTION_TIMEOUT = hci.HCI_ErrorCode.CONNECTION_TIMEOUT_ERROR
 
-_ADV_TYPE = hci.HCI_LE_Set_Advertising_Parameters_Command.AdvertisingType
+# Advertising types of LE Set Advertising Parameters (Core Vol 4 Part E 7.8.5).
+_ADV_IND = 0x00
+_ADV_SCAN_IND = 0x02
+_ADV_NONCONN_IND = 0x03
 _REPORT_TYPE = hci.HCI_LE_Advertising_Report_Event.EventType
-# Advertising type (LE Set Advertising Parameters) -> legacy report event type.
+# Advertising type -> legacy report event type.
 _REPORT_OF_ADV = {
-    int(_ADV_TYPE.ADV_IND): int(_REPORT_TYPE.ADV_IND),
-    int(_ADV_TYPE.ADV_SCAN_IND): int(_REPORT_TYPE.ADV_SCAN_IND),
-    int(_ADV_TYPE.ADV_NONCONN_IND): int(_REPORT_TYPE.ADV_NONCONN_IND),
+    _ADV_IND: int(_REPORT_TYPE.ADV_IND),
+    _ADV_SCAN_IND: int(_REPORT_TYPE.ADV_SCAN_IND),
+    _ADV_NONCONN_IND: int(_REPORT_TYPE.ADV_NONCONN_IND),
 }
-_CONNECTABLE = (int(_ADV_TYPE.ADV_IND),)
-_SCANNABLE = (int(_ADV_TYPE.ADV_IND), int(_ADV_TYPE.ADV_SCAN_IND))
+_CONNECTABLE = (_ADV_IND,)
+_SCANNABLE = (_ADV_IND, _ADV_SCAN_IND)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,7 +211,7 @@ class VirtualController(Controller):
     def on_hci_le_set_scan_enable_command(
         self, command: hci.HCI_LE_Set_Scan_Enable_Command
     ) -> hci.HCI_StatusReturnParameters:
-        if command.le_scan_enable and not self.le_scan_enable:
+        if getattr(command, "le_scan_enable", 0) and not self.le_scan_enable:
             self._seen.clear()
         return super().on_hci_le_set_scan_enable_command(command)
 
@@ -468,7 +471,9 @@ class Radio:
         """The live LE connections of controller ``name``."""
         return list(self.controllers[name].le_connections.values())
 
-    def drop(self, connection: Connection, reason: int = CONNECTION_TIMEOUT, *, notify_self: bool = True) -> None:
+    def drop(
+        self, connection: Connection, reason: int = CONNECTION_TIMEOUT, *, notify_self: bool = True
+    ) -> None:
         """Drop a link as if the radio failed: both hosts see ``reason`` (no LL terminate)."""
         local = connection.controller
         assert isinstance(local, VirtualController)

@@ -39,8 +39,8 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bumble import att, hci
-from bumble.device import Advertisement, AdvertisingType, Connection, Device
+from bumble import att, core, hci
+from bumble.device import AdvertisingType, Connection, Device
 from bumble.gatt import Characteristic, Descriptor, Service
 from bumble.host import Host
 from bumble.keys import KeyStore, PairingKeys
@@ -143,7 +143,7 @@ class UUID:
             if len(raw) not in (2, 4, 16):
                 raise ValueError("invalid UUID")
             self._bytes = raw
-        self._bumble = att.UUID.from_bytes(self._bytes)
+        self._bumble = core.UUID.from_bytes(self._bytes)
 
     def __bytes__(self) -> bytes:
         # Little-endian, as MicroPython's buffer protocol on UUID.
@@ -353,6 +353,7 @@ class BLE:
             self._transport = await open_transport(self._hci)
             source, sink = self._transport.source, self._transport.sink
         else:
+            assert self._hci is not None
             source, sink = self._hci
         device.host.set_packet_sink(sink)
         device.host.set_packet_source(source)
@@ -431,7 +432,7 @@ class BLE:
             self._gap_name = raw
             device.name = raw.decode(errors="replace")
             for attribute in device.gatt_server.attributes:
-                if isinstance(attribute, Characteristic) and attribute.uuid == att.UUID.from_16_bits(0x2A00):
+                if isinstance(attribute, Characteristic) and attribute.uuid == core.UUID.from_16_bits(0x2A00):
                     attribute.value = raw
         elif name == "mtu":
             mtu = int(value)
@@ -639,11 +640,15 @@ class BLE:
             lambda c=connection: self._irq_call(_IRQ_MTU_EXCHANGED, (c.handle, c.att_mtu)),
         )
         connection.on(Connection.EVENT_CONNECTION_PARAMETERS_UPDATE, lambda c=connection: self._on_params(c))
-        connection.on(Connection.EVENT_CONNECTION_ENCRYPTION_CHANGE, lambda c=connection: self._on_encryption(c))
+        connection.on(
+            Connection.EVENT_CONNECTION_ENCRYPTION_CHANGE, lambda c=connection: self._on_encryption(c)
+        )
         connection.on(Connection.EVENT_PAIRING_START, lambda c=connection: self._on_pairing_start(c))
         connection.on(Connection.EVENT_PAIRING, lambda keys, c=connection: self._on_pairing(c, keys))
         connection.on(Connection.EVENT_PAIRING_FAILURE, lambda _r, c=connection: self._on_pairing_failure(c))
-        self._irq_call(_IRQ_CENTRAL_CONNECT, (handle, addr_type, memoryview(_addr_bytes(connection.peer_address))))
+        self._irq_call(
+            _IRQ_CENTRAL_CONNECT, (handle, addr_type, memoryview(_addr_bytes(connection.peer_address)))
+        )
 
     def _on_disconnection(self, connection: Connection, addr_type: int) -> None:
         handle = connection.handle
@@ -651,13 +656,17 @@ class BLE:
             return
         del self._conns[handle]
         self._security.pop(handle, None)
-        self._irq_call(_IRQ_CENTRAL_DISCONNECT, (handle, addr_type, memoryview(_addr_bytes(connection.peer_address))))
+        self._irq_call(
+            _IRQ_CENTRAL_DISCONNECT, (handle, addr_type, memoryview(_addr_bytes(connection.peer_address)))
+        )
 
     def _on_params(self, connection: Connection) -> None:
         p = connection.parameters
         interval = round(p.connection_interval / 1.25)
         timeout = round(p.supervision_timeout / 10)
-        self._irq_call(_IRQ_CONNECTION_UPDATE, (connection.handle, interval, p.peripheral_latency, timeout, 0))
+        self._irq_call(
+            _IRQ_CONNECTION_UPDATE, (connection.handle, interval, p.peripheral_latency, timeout, 0)
+        )
 
     def _on_pairing_start(self, connection: Connection) -> None:
         sec = self._security.get(connection.handle)
@@ -773,7 +782,7 @@ class BLE:
             device.gatt_server.write_cccd(bearer, char, value)
 
         return Descriptor(
-            att.UUID.from_16_bits(0x2902),
+            core.UUID.from_16_bits(0x2902),
             Descriptor.READABLE | Descriptor.WRITEABLE,
             att.AttributeValueV2(read=read, write=write),
         )
