@@ -173,7 +173,7 @@ def export_edf(store: Store, s: Session, path: str | os.PathLike) -> list[str]:
         raise StoreError(f"session {s.id}: kept recording unreadable ({e})") from None
     try:
         n = reader.signals_in_file
-        headers = [reader.getSignalHeader(i) for i in range(n)]
+        headers: list[Any] = [reader.getSignalHeader(i) for i in range(n)]
         data = [reader.readSignal(i, digital=True) for i in range(n)]
         onsets, durations, texts = reader.readAnnotations()
         duration = reader.datarecord_duration

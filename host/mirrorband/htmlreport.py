@@ -103,13 +103,11 @@ def _svg(fig: Any) -> str:
 
 def timeline_svg(s: Session, envelopes: dict[str, np.ndarray] | None) -> str:
     """The two-hand timeline as inline SVG."""
-    import matplotlib
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch, Rectangle
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
-
-    fig, axes = plt.subplots(2, 1, figsize=(11, 4.6), sharex=True)
+    fig = Figure(figsize=(11, 4.6))
+    axes = fig.subplots(2, 1, sharex=True)
     for ax, hand in zip(axes, ("L", "R"), strict=True):
         for st in s.steps:
             if st["kind"].startswith("WRITE"):
@@ -117,7 +115,11 @@ def timeline_svg(s: Session, envelopes: dict[str, np.ndarray] | None) -> str:
                 ax.axvspan(st["onset_s"], st["offset_s"], color=_WRITE_OWN if own else _WRITE_OTHER, lw=0)
         if envelopes and hand in envelopes:
             env = envelopes[hand]
-            t = (np.arange(len(env)) + 0.5) / _ENV_RATE
+            # at most ~3000 points per hand: the maximum per bin keeps every burst visible
+            k = max(1, len(env) // 3000)
+            n = len(env) // k
+            env = env[: n * k].reshape(n, k).max(axis=1)
+            t = (np.arange(n) + 0.5) * k / _ENV_RATE
             ax.plot(t, env, color="#1f3b57", lw=0.6)
             ax.set_ylabel(f"{hand} FLEX uV")
             top = float(np.percentile(env, 99.5)) * 1.15 if len(env) else 1.0
@@ -130,7 +132,7 @@ def timeline_svg(s: Session, envelopes: dict[str, np.ndarray] | None) -> str:
             for e in s.events:
                 if e["hand"] == hand:
                     c = _COLORS.get(e["kind"], "k")
-                    ax.add_patch(matplotlib.patches.Rectangle((e["onset_s"], 0), e["offset_s"] - e["onset_s"],
+                    ax.add_patch(Rectangle((e["onset_s"], 0), e["offset_s"] - e["onset_s"],
                                                               e.get("peak_ratio") or 1.0, color=c, lw=0))
             peaks = [e.get("peak_ratio") or 1.0 for e in s.events if e["hand"] == hand]
             ax.set_ylim(0, max(peaks, default=5.0) * 1.1)
@@ -142,28 +144,22 @@ def timeline_svg(s: Session, envelopes: dict[str, np.ndarray] | None) -> str:
     handles += [Patch(color=c, label=k) for k, c in _COLORS.items()]
     axes[0].legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 1.32), ncol=5, frameon=False,
                    fontsize=8)
-    svg = _svg(fig)
-    plt.close(fig)
-    return svg
+    return _svg(fig)
 
 
 def steps_svg(metrics: dict[str, Any]) -> str | None:
     """Mirror bursts per minute for each writing step, as inline SVG (None without writing steps)."""
     if not metrics["steps"]:
         return None
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 2.4))
+    fig = Figure(figsize=(5.5, 2.4))
+    ax = fig.subplots()
     labels = [f"{m['kind']}\n{m['onset_s']:.0f} s" for m in metrics["steps"]]
     ax.bar(range(len(labels)), [m["mirror_per_min"] for m in metrics["steps"]], color=_COLORS["mirror"])
     ax.set_xticks(range(len(labels)), labels, fontsize=8)
     ax.set_ylabel("mirror bursts / min\n(resting hand)")
-    svg = _svg(fig)
-    plt.close(fig)
-    return svg
+    return _svg(fig)
 
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}

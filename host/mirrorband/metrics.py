@@ -182,19 +182,15 @@ def emg_ratio_from_events(steps: Sequence[dict[str, Any]], events: Sequence[dict
 
 
 def envelope(x: np.ndarray, rate: float, mains_hz: int | None, out_rate: float = 20.0) -> np.ndarray:
-    """RMS envelope of EMG (uV): 20-450 Hz band-pass, mains comb removed, RMS per 1/out_rate s."""
-    from scipy.signal import butter, iirnotch, sosfiltfilt, tf2sos
-
+    """RMS envelope of EMG (uV) per 1/out_rate s, after zero-phase FFT filtering: only
+    20-450 Hz kept, and +-1 Hz around the mains frequency and its harmonics removed."""
     x = np.asarray(x, dtype=np.float64)
-    hi = min(ENVELOPE_BAND_HZ[1], 0.45 * rate)
-    sos = butter(4, [ENVELOPE_BAND_HZ[0], hi], btype="bandpass", fs=rate, output="sos")
-    y = sosfiltfilt(sos, x - np.median(x))
+    spec = np.fft.rfft(x - x.mean())
+    f = np.fft.rfftfreq(len(x), 1.0 / rate)
+    keep = (f >= ENVELOPE_BAND_HZ[0]) & (f <= min(ENVELOPE_BAND_HZ[1], 0.45 * rate))
     if mains_hz:
-        f = float(mains_hz)
-        while f < hi:
-            b, a = iirnotch(f, 30.0, fs=rate)
-            y = sosfiltfilt(tf2sos(b, a), y)
-            f += mains_hz
+        keep &= np.abs(f - np.rint(f / mains_hz) * mains_hz) > 1.0
+    y = np.fft.irfft(np.where(keep, spec, 0), n=len(x))
     step = max(1, int(round(rate / out_rate)))
     n = len(y) // step
     return np.sqrt(np.mean(y[: n * step].reshape(n, step) ** 2, axis=1))
@@ -242,3 +238,21 @@ def truth_events(rec: Recording) -> list[dict[str, Any]]:
             if hand:
                 out.append({"hand": hand, "kind": name, "onset_s": a.onset, "offset_s": a.end})
     return sorted(out, key=lambda e: (e["onset_s"], e["hand"]))
+
+
+def for_session(store: Any, session: Any, envelopes: bool = False
+                ) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
+    """Measures of a stored :class:`~mirrorband.session.Session` and, for sessions with
+    signals and ``envelopes=True``, each hand's FLEX envelope (uV RMS at 20 Hz).
+
+    Sessions with signals get the signal-based mirror EMG ratio; band sessions the
+    estimate from event features.
+    """
+    from .session import recording_of
+
+    if not session.raw_path:
+        return session_metrics(session.steps, session.events), None
+    rec = recording_of(store, session)
+    envs = {h: envelope(sig.emg["FLEX"], rec.emg_rate, session.mains_hz) for h, sig in rec.hands.items()}
+    ratio = emg_ratio_from_recording(rec, session.steps, session.events, session.mains_hz, envs)
+    return session_metrics(session.steps, session.events, ratio, "signal"), (envs if envelopes else None)
