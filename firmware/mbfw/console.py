@@ -98,7 +98,7 @@ class Console:
         return self._err(P.ERR_UNKNOWN_OP, "unknown command; " + _HELP)
 
     def _provision(self, prov):
-        code, pl = self._call(P.OP_PROVISION, bytes(prov))
+        code, pl = self._call(P.OP_PROVISION, P.encode(prov))
         if code == P.ERR_CONFIRM and len(pl) == 8:
             token, pending = struct.unpack("<II", pl)
             self._pending = prov

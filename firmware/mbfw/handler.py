@@ -121,20 +121,20 @@ class Handler:
             if pl:
                 raise P.ProtocolError(P.ERR_BAD_LENGTH, "no payload expected")
         if op == P.OP_INFO:
-            return bytes(self.info())
+            return P.encode(self.info())
         if op == P.OP_STATUS:
             st = dev.status()
             lg = _status_of(self.log)
-            return bytes(P.Status(st[0], st[1], st[2], lg.used, lg.free, lg.pending, dev.now_us()))
+            return P.encode(P.Status(st[0], st[1], st[2], lg.used, lg.free, lg.pending, dev.now_us()))
         if op == P.OP_TIME_GET:
-            return bytes(P.TimeNow(dev.now_us()))
+            return P.encode(P.TimeNow(dev.now_us()))
         if op == P.OP_TIME_SET:
             ts = P.TimeSet.from_bytes(pl)
             t = ts.value if ts.mode == P.TIME_ABS else dev.now_us() + ts.value
             if t < 0:
                 raise P.ProtocolError(P.ERR_RANGE, "clock would go negative")
             dev.set_time(t)
-            return bytes(P.TimeNow(dev.now_us()))
+            return P.encode(P.TimeNow(dev.now_us()))
         if op == P.OP_TASK_SET:
             dev.set_task(P.TaskSet.from_bytes(pl).points)
             return b""
@@ -156,7 +156,7 @@ class Handler:
             dev.set_config(cfg)
             return self._config_bytes(cfg)
         if op == P.OP_LOG_RANGE:
-            return bytes(_status_of(self.log))
+            return P.encode(_status_of(self.log))
         if op == P.OP_LOG_READ:
             lr = P.LogRead.from_bytes(pl)
             n = self.log.read_into(lr.seq_from, self.mv[:lr.max_len])
@@ -170,7 +170,7 @@ class Handler:
             return b""
         if op == P.OP_LOG_ERASE:
             self.log.erase_acked()
-            return bytes(_status_of(self.log))
+            return P.encode(_status_of(self.log))
         if op == P.OP_REBOOT:
             dev.reboot()
             return b""
@@ -179,7 +179,7 @@ class Handler:
         raise P.ProtocolError(P.ERR_UNKNOWN_OP)
 
     def _config_bytes(self, cfg):
-        return bytes(P.ConfigValues([(i, getattr(cfg, FIELD_NAMES[i])) for i in range(len(FIELD_NAMES))]))
+        return P.encode(P.ConfigValues([(i, getattr(cfg, FIELD_NAMES[i])) for i in range(len(FIELD_NAMES))]))
 
     def info(self):
         band_id, board, fw = self.device.info()
@@ -208,4 +208,4 @@ class Handler:
             self.log.ack(lg.next - 1)
             self.log.erase_acked()
         ident.provision(p.key, p.hand, p.patient)
-        return bytes(self.info())
+        return P.encode(self.info())

@@ -1,13 +1,13 @@
 # Wire protocol shared by the band and the host (one file, imported by both).
 # Transport-agnostic: a frame is bytes in, bytes out (BLE control point, USB
 # console hex mode, tests). Layout, opcodes and error codes: docs/protocol.md.
-#
 # Frame (little-endian):
 #   0 magic 0xB5 | 1 version | 2 flags | 3 opcode | 4 status | 5-6 request id
 #   7-10 counter | 11-12 payload length | payload | 32-byte tag
 # tag = HMAC-SHA256(command key, header + payload) for authenticated frames;
 # SHA-256(header + payload) (a checksum, no secret) when FLAG_UNAUTH is set.
 # This module is a pure codec: tags are computed and checked by mbfw.security.
+# MicroPython's bytes() ignores __bytes__: firmware encodes with encode(m).
 import struct
 
 from micropython import const
@@ -80,8 +80,7 @@ KEY_LEN = const(32)
 BAND_ID_LEN = const(8)
 PAGE_MIN = const(32)
 PAGE_MAX = const(448)
-_U32 = 0xFFFFFFFF
-NO_SEQ = 0xFFFFFFFF
+_U32 = NO_SEQ = 0xFFFFFFFF
 PAGE_MAGIC = const(0xB6)
 PAGE_HEADER = const(14)
 PAGE_ENCRYPTED = const(1)
@@ -90,7 +89,7 @@ PAGE_ENCRYPTED = const(1)
 class ProtocolError(ValueError):
     # code: one of the ERR_* values; detail: payload of the error response
     def __init__(self, code, msg="", detail=b""):
-        ValueError.__init__(self, msg or error_name(code))
+        super().__init__(msg or error_name(code))
         self.code = code
         self.detail = detail
 
@@ -98,17 +97,16 @@ class ProtocolError(ValueError):
 class CommandError(Exception):
     # raised by the band app (device) or the log to refuse a command with a code
     def __init__(self, code, msg=""):
-        Exception.__init__(self, msg or error_name(code))
+        super().__init__(msg or error_name(code))
         self.code = code
+
+
+def encode(m):
+    return m.__bytes__()
 
 
 def error_name(code):
     return ERROR_NAMES[code] if 0 <= code <= ERR_LAST else "error %d" % code
-
-
-def _need(data, n):
-    if len(data) != n:
-        raise ProtocolError(ERR_BAD_LENGTH, "payload must be %d bytes" % n)
 
 
 def _range(name, v, lo, hi):
@@ -209,7 +207,8 @@ class Packed:
 
     @classmethod
     def from_bytes(cls, b):
-        _need(b, struct.calcsize(cls._F))
+        if len(b) != struct.calcsize(cls._F):
+            raise ProtocolError(ERR_BAD_LENGTH, "payload must be %d bytes" % struct.calcsize(cls._F))
         return cls(*struct.unpack(cls._F, b))
 
 

@@ -11,6 +11,7 @@ from micropython import const
 from mbfw.protocol import (
     ERR_BAD_LENGTH,
     ERR_BAD_TAG,
+    ERR_INTERNAL,
     ERR_NOT_PROVISIONED,
     ERR_RANGE,
     FLAG_UNAUTH,
@@ -21,6 +22,7 @@ from mbfw.protocol import (
     VERSION,
     PageHeader,
     ProtocolError,
+    encode,
 )
 
 try:
@@ -83,7 +85,7 @@ def seal(frame, keys):
         frame.tag = sha256(frame.signed())
     else:
         frame.tag = keys.cmd.digest(frame.signed())
-    return bytes(frame)
+    return frame.__bytes__()
 
 
 def verify(frame, keys):
@@ -149,7 +151,7 @@ def seal_page(keys, nonce, seq_from, body, ctr=DEFAULT_CTR):
     if ctr is not None:
         body = ctr(keys.enc, page_iv(nonce, seq_from), body)
         flags = PAGE_ENCRYPTED
-    hdr = bytes(PageHeader(PAGE_MAGIC, VERSION, flags, nonce, seq_from, len(body)))
+    hdr = encode(PageHeader(PAGE_MAGIC, VERSION, flags, nonce, seq_from, len(body)))
     return hdr + body + keys.page.digest(hdr, body)
 
 
@@ -166,6 +168,8 @@ def open_page(keys, page, ctr, require_encryption=False):
     if not ct_equal(keys.page.digest(page[:PAGE_HEADER], body), page[PAGE_HEADER + hdr.length:]):
         raise ProtocolError(ERR_BAD_TAG, "page tag does not match")
     if hdr.flags & PAGE_ENCRYPTED:
+        if ctr is None:
+            raise ProtocolError(ERR_INTERNAL, "no AES here to decrypt the page")
         body = ctr(keys.enc, page_iv(hdr.nonce, hdr.seq_from), body)
     elif require_encryption:
         raise ProtocolError(ERR_BAD_TAG, "page is not encrypted")
