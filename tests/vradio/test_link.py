@@ -406,3 +406,47 @@ async def test_connect_to_absent_band_times_out_cleanly() -> None:
     assert p.connections == set()
     await adapter.close()
     await radio.close()
+
+
+async def test_timed_scanner_hears_only_in_its_scan_window() -> None:
+    radio = Radio(LinkTiming())
+    writer = mpble.BLE(radio.endpoint("writer"), name="writer")
+    TinyPeripheral(mpble, writer, "MB-W").beacon(seq=1, active=1, interval_us=20000)
+    await writer.settle()
+    counts: dict[str, int] = {}
+    for label, window_us, interval_us in (("continuous", 30000, 30000), ("default", 11250, 1280000)):
+        rest = mpble.BLE(radio.endpoint(f"rest-{label}"), name=f"rest-{label}")
+        rest.active(True)
+        heard: list[int] = []
+        done: list[int] = []
+        rest.irq(lambda e, _d, h=heard, f=done: h.append(1) if e == 5 else f.append(1) if e == 6 else None)
+        rest.gap_scan(400, interval_us, window_us, False)
+        await until(lambda f=done: f, timeout=3.0)
+        counts[label] = len(heard)
+        await rest.close()
+    # 20 ms beacons for 400 ms: ~20 heard continuously, at most one 11.25 ms window otherwise.
+    assert counts["continuous"] >= 15
+    assert counts["default"] <= 1
+    await radio.close()
+
+
+async def test_lossy_link_delays_but_keeps_order() -> None:
+    radio = Radio(LinkTiming(interval_ms=7.5, packets_per_event=4, loss=0.3, seed=3))
+    p = await band(radio, "MB-L")
+    adapter = BumbleAdapter(radio.endpoint("host"))
+    dev = await find(adapter, "MB-L")
+    received: list[bytes] = []
+    async with BleakClient(dev, backend=adapter.client_backend) as c:
+        await c.start_notify(DATA_UUID, lambda _c, d: received.append(bytes(d)))
+        conn = next(iter(p.connections))
+        for i in range(30):
+            while True:
+                try:
+                    p.ble.gatts_notify(conn, p.h_data, struct.pack("<I", i) + bytes(100))
+                    break
+                except OSError:
+                    await asyncio.sleep(0.005)
+        await until(lambda: len(received) == 30, timeout=5.0)
+    assert [struct.unpack_from("<I", r)[0] for r in received] == list(range(30))
+    await adapter.close()
+    await radio.close()

@@ -26,7 +26,9 @@ direction, ``ll_payload`` bytes per packet (251 with data length extension);
 ``loss`` is the probability that a packet must be retransmitted in a later slot.
 The controller reports completed HCI packets only when they left over the air, so
 host-side flow control (and MicroPython's ``ENOMEM`` on notify) behaves like on a
-real controller.
+real controller. A timed scanner hears advertisements only inside its scan window
+(``window/interval`` duty cycle), so MicroPython's default passive scan (11.25 ms
+every 1.28 s) misses most beacons, as it would on a band.
 """
 
 from __future__ import annotations
@@ -172,6 +174,7 @@ class VirtualController(Controller):
         self._tx: dict[int, _TxQueue] = {}
         self._seen: set[tuple[hci.Address, int, bytes]] = set()
         self._anchor = asyncio.get_running_loop().time()
+        self._scan_start = self._anchor
 
     # -- advertising and scanning ------------------------------------------------
     def on_ll_advertising_pdu(self, packet: ll.AdvertisingPdu) -> None:
@@ -180,8 +183,18 @@ class VirtualController(Controller):
         else:
             super().on_ll_advertising_pdu(packet)
 
+    def _hears(self) -> bool:
+        # Timed radio: a scanner only listens during its scan window of each interval.
+        if not self.le_scan_enable:
+            return False
+        if self.radio.timing is None or self.le_scan_window >= self.le_scan_interval:
+            return True
+        interval = self.le_scan_interval * 0.000625
+        phase = (asyncio.get_running_loop().time() - self._scan_start) % interval
+        return phase < self.le_scan_window * 0.000625
+
     def _on_legacy_adv(self, pdu: LegacyAdvPdu) -> None:
-        if self.le_scan_enable:
+        if self._hears():
             self._report(pdu.advertiser_address, _REPORT_OF_ADV[pdu.adv_type], pdu.data)
             if self.le_scan_type == 1 and pdu.adv_type in _SCANNABLE:
                 self._report(pdu.advertiser_address, int(_REPORT_TYPE.SCAN_RSP), pdu.scan_response)
@@ -213,6 +226,7 @@ class VirtualController(Controller):
     ) -> hci.HCI_StatusReturnParameters:
         if getattr(command, "le_scan_enable", 0) and not self.le_scan_enable:
             self._seen.clear()
+            self._scan_start = asyncio.get_running_loop().time()
         return super().on_hci_le_set_scan_enable_command(command)
 
     def on_le_connect_ind(self, packet: ll.ConnectInd) -> None:
