@@ -1,0 +1,123 @@
+"""Signal sources of the virtual bands: a simulated scenario or an EDF+ recording.
+
+A :class:`Session` holds what the two bands' sensors see (EMG in uV, IMU in g
+and deg/s, at the band's native rates), the task protocol the host would
+configure, and the firmware settings ``mirrorband replay`` uses for the same
+recording (mains frequency, LF rule), so that the virtual bands and replay can
+be compared event for event.
+
+The signals are the ones replay feeds the firmware, expressed back in
+physical units: EMG quantised to 0.5 uV, acceleration to 1 mg and angular rate
+to 0.1 deg/s (see :mod:`mirrorband.bandio`). The emulated converters quantise
+them again with their own resolution; the firmware drivers convert back to the
+same integers replay uses (exactly, for |acc| < 15.99 g: the LSM6DSOX's ±16 g
+range ends at 32767 x 0.488 mg).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..bandio import HandStream, band_settings, streams, task_points
+from ..recording import HANDS, Recording, RecordingError
+
+MAX_MINUTES = 20.0
+
+
+@dataclass
+class BandSignals:
+    """One band's analog inputs."""
+
+    hand: str
+    emg_uv: np.ndarray  # (2, n): FLEX on channel 1, EXT on channel 2 (zeros when absent)
+    has_ext: bool
+    acc_g: np.ndarray | None  # (m, 3) at 104 Hz
+    gyr_dps: np.ndarray | None
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.emg_uv.shape[1])
+
+
+@dataclass
+class Session:
+    """Both bands' inputs, the task protocol (ms from the task start) and settings."""
+
+    name: str
+    bands: dict[str, BandSignals]
+    points: list[tuple[int, int]]
+    settings: dict[str, int]
+    notes: list[str] = field(default_factory=list)
+    recording: Recording | None = None
+
+    @property
+    def n_samples(self) -> int:
+        return min(b.n_samples for b in self.bands.values())
+
+    @property
+    def duration_ms(self) -> int:
+        return self.n_samples  # 1 kHz
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_samples / 1000.0
+
+
+def _band(s: HandStream) -> BandSignals:
+    n = s.emg.shape[1]
+    emg = np.zeros((2, n))
+    emg[0] = s.emg[0] / 2.0
+    if s.nch > 1:
+        emg[1] = s.emg[1] / 2.0
+    acc = gyr = None
+    if s.acc is not None and s.gyr is not None:
+        acc = s.acc / 1000.0
+        gyr = s.gyr / 10.0
+    return BandSignals(s.hand, emg, s.nch > 1, acc, gyr)
+
+
+def from_recording(rec: Recording, name: str | None = None) -> Session:
+    """The session two bands would record for ``rec`` (both hands needed)."""
+    missing = [h for h in HANDS if h not in rec.hands]
+    if missing:
+        raise RecordingError(
+            f"the recording has no EMG {missing[0]} FLEX channel; virtual bands need both hands")
+    settings, notes = band_settings(rec)
+    bands = {s.hand: _band(s) for s in streams(rec)}
+    return Session(name or rec.name, bands, task_points(rec), settings, notes, rec)
+
+
+def session_protocol(affected: str, seconds: float) -> list[tuple[str, float]]:
+    """A protocol of about ``seconds``: the default one with WRITE periods stretched."""
+    from ..simulate import default_protocol
+
+    base = default_protocol(affected)
+    rest = sum(s for t, s in base if t == "REST")
+    writes = [i for i, (t, _) in enumerate(base) if t.startswith("WRITE")]
+    each = max(10.0, (seconds - rest) / len(writes))
+    return [(t, each if i in writes else s) for i, (t, s) in enumerate(base)]
+
+
+def from_scenario(scenario: str, seed: int = 0, minutes: float | None = None, mains_hz: int = 50) -> Session:
+    """A simulated patient session (``mirrorband simulate`` scenario), optionally ``minutes`` long."""
+    from ..simulate import parse_scenario, simulate
+
+    _, affected = parse_scenario(scenario)
+    protocol = None
+    if minutes is not None:
+        if not 0.5 <= minutes <= MAX_MINUTES:
+            raise RecordingError(f"session length must be 0.5-{MAX_MINUTES:g} minutes")
+        protocol = session_protocol(affected, minutes * 60.0)
+    rec = simulate(scenario, seed=seed, mains_hz=mains_hz, protocol=protocol)
+    rec.name = f"{scenario} (seed {seed})"
+    return from_recording(rec, rec.name)
+
+
+def from_edf(path: str | Path) -> Session:
+    from ..edf import read_edf
+
+    rec = read_edf(path)
+    return from_recording(rec, Path(path).name)
