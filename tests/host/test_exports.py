@@ -135,3 +135,19 @@ def test_band_session_has_no_edf(tmp_path):
         with pytest.raises(StoreError, match="no recorded signals"):
             export(st, s, m, "edf", tmp_path / "x.edf")
         assert export(st, s, m, "json", tmp_path / "x.json")
+
+
+def test_band_session_html_report_uses_event_bars(tmp_path):
+    from mirrorband.htmlreport import render_html, summary_text
+
+    steps = [{"kind": "REST", "onset_s": 0.0, "offset_s": 10.0}, {"kind": "WRITE L", "onset_s": 10.0, "offset_s": 70.0}]
+    events = [{"hand": "R", "kind": "mirror", "onset_s": 12.0, "offset_s": 13.5, "peak_ratio": 9.0, "area": 4.0},
+              {"hand": "R", "kind": "mirror", "onset_s": 30.0, "offset_s": 31.0, "peak_ratio": 5.0, "area": 2.0,
+               "peer_unknown": True}]
+    with Store(tmp_path) as st:
+        sid = st.insert_session({"started": "2025-01-01T00:00:00", "source": "bands", "duration_s": 70.0}, steps, events)
+        s = load(st, sid)
+        m, env = for_session(st, s, envelopes=True)
+    text = render_html(s, m, env)
+    assert text.count("<svg") == 2 and "peak ratio" in text and "mirror ?" in text
+    assert "1 event(s) classified without" in summary_text(s, m)
