@@ -157,9 +157,9 @@ def _protocol(*pairs: tuple[str, float]) -> tuple[ProtocolStep, ...]:
 
 #: Protocols offered to the patient (name -> steps); the affected hand writes last.
 PROTOCOLS: dict[str, tuple[ProtocolStep, ...]] = {
-    "Standard, right hand affected (2.5 min)": _protocol(
+    "Standard, right hand affected": _protocol(
         ("REST", 15), ("WRITE L", 60), ("REST", 10), ("WRITE R", 60), ("REST", 10)),
-    "Standard, left hand affected (2.5 min)": _protocol(
+    "Standard, left hand affected": _protocol(
         ("REST", 15), ("WRITE R", 60), ("REST", 10), ("WRITE L", 60), ("REST", 10)),
     "Short check (1 min)": _protocol(("REST", 10), ("WRITE L", 20), ("REST", 5), ("WRITE R", 20), ("REST", 5)),
 }
@@ -251,7 +251,7 @@ class BandsController(abc.ABC):
         """Frames of the running task (about 10 a second) until it finishes or is stopped."""
 
     @abc.abstractmethod
-    async def download(self, progress: Callable[[DownloadProgress], None] | None = None) -> list[DownloadResult]:
+    async def download(self, progress: Callable[[DownloadProgress], object] | None = None) -> list[DownloadResult]:
         """Download every paired band's new log pages into the store.
 
         Resumes from the last acknowledged page after an interruption
@@ -352,7 +352,7 @@ class PlaybackController(BandsController):
                                 float(rng.uniform(55, 95)), float(rng.uniform(-30, 30)), VERSION)
                        for h in HANDS}
         self._rng = rng
-        self._steps: tuple[ProtocolStep, ...] = PROTOCOLS["Standard, right hand affected (2.5 min)"]
+        self._steps: tuple[ProtocolStep, ...] = PROTOCOLS["Standard, right hand affected"]
         self._run: _Run | None = None
         self._session_no = int(rng.integers(1, 1 << 20))
 
@@ -448,7 +448,7 @@ class PlaybackController(BandsController):
             yield frame
 
     # --- download ---------------------------------------------------------------------------
-    async def download(self, progress: Callable[[DownloadProgress], None] | None = None) -> list[DownloadResult]:
+    async def download(self, progress: Callable[[DownloadProgress], object] | None = None) -> list[DownloadResult]:
         from mbfw.events import EV_KIND
 
         from .replay import KIND_NAMES
