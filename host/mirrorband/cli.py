@@ -20,6 +20,7 @@ from .recording import RecordingError
 # their functions raise :class:`CliError` for user mistakes.
 _COMMAND_MODULES: tuple[str, ...] = (
     "sessions_cmd",
+    "tui_cmd",
     "provision",
 )
 
