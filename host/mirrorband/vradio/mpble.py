@@ -500,7 +500,7 @@ class BLE:
         if len(adv) > 31 or len(resp) > 31:
             raise OSError(errno.EINVAL, "advertising payload over 31 bytes")
         self._adv = (adv, resp)
-        interval_ms = max(20.0, (int(interval_us) // 625) * 0.625 / 1000.0 * 1000.0)
+        interval_ms = max(20.0, (int(interval_us) // 625) * 0.625)  # 0.625 ms units, >= 20 ms
         if connectable:
             kind = AdvertisingType.UNDIRECTED_CONNECTABLE_SCANNABLE
         elif resp:
