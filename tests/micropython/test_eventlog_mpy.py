@@ -84,3 +84,20 @@ def test_event_log_on_32bit_port(tmp_path):
     f = _figures(proc.stdout)
     assert f["ALLOC_PER_APPEND"] <= 64   # CRC big ints only
     assert f["READ"] == f["LAST"] == 342
+
+
+def test_log_bench_fills_1mb_and_both_runtimes_recover_it():
+    from mirrorband.bench_log import run_log_bench
+
+    msgs: list[str] = []
+    r = run_log_bench(msgs.append)
+    assert len(msgs) == 3
+    fill = r["fill"]
+    assert r["log_bytes"] == 1 << 20
+    assert fill["free_bytes"] < 512 and fill["records"] > 27_000     # really full
+    assert fill["snippets_evicted"] > 0 and fill["snippets_refused"] > 0
+    assert r["cpython"]["records_read"] == fill["records"]
+    mp = r["micropython"]
+    assert "error" not in mp, mp
+    assert mp["records_read"] == mp["records"] == fill["records"] and mp["next_seq"] == fill["next_seq"]
+    assert r["consistent"] is True
