@@ -25,21 +25,23 @@
 #   reboot()                                         after this response is sent
 # and refuses with CommandError(ERR_BUSY / ERR_LOG_FULL / ...) or ValueError
 # (out of range) before changing anything.
-# log: mbfw.eventlog.EventLog: read_into(seq_from, buf) -> bytes used,
-#   ack(seq), erase_acked(), status() -> dict (first, next, acked, pending,
-#   used, free)
+# log: mbfw.eventlog.EventLog (recovered): read_into(seq_from, buf) -> bytes,
+#   ack(seq), erase_acked(), status() -> (used, free, undownloaded, first_seq,
+#   next_seq, acked_seq); LogFull / LogError (mbfw.logrec) refuse
+#   (ERR_LOG_FULL / ERR_STORAGE)
 import struct
 
 from mbfw import protocol as P
 from mbfw.config import FIELD_NAMES, Config
+from mbfw.logrec import LogError, LogFull
 from mbfw.security import DEFAULT_CTR, seal, seal_page, sha256, verify
 
 _UNAUTH_OK = (P.OP_INFO, P.OP_STATUS, P.OP_PROVISION)
 
 
 def _status_of(log):
-    s = log.status()
-    return P.LogRange(s["first"], s["next"], s["acked"], s["pending"], s["used"], s["free"])
+    used, free, pending, first, nxt, acked = log.status()
+    return P.LogRange(first, nxt, acked, pending, used, free)
 
 
 class Handler:
@@ -106,6 +108,10 @@ class Handler:
             return self._reply(req, keys, e.code, e.detail)
         except P.CommandError as e:
             return self._reply(req, keys, e.code)
+        except LogFull:
+            return self._reply(req, keys, P.ERR_LOG_FULL)
+        except LogError:
+            return self._reply(req, keys, P.ERR_STORAGE)
         except ValueError:
             return self._reply(req, keys, P.ERR_RANGE)
         except OSError:
@@ -204,8 +210,8 @@ class Handler:
         d = dev.get_config().as_dict()
         d["hand"] = p.hand
         dev.set_config(Config(**d))  # refuses (busy) before anything is wiped
-        if lg.next > 0:  # wipe first: no old record may outlive the old key
+        if lg.next - 1 > lg.acked:  # wipe first: no old record may outlive the old key
             self.log.ack(lg.next - 1)
-            self.log.erase_acked()
+        self.log.erase_acked()
         ident.provision(p.key, p.hand, p.patient)
         return P.encode(self.info())

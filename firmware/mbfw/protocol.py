@@ -78,9 +78,9 @@ MAX_TASK_STEPS = const(32)
 MAX_PATIENT = const(16)
 KEY_LEN = const(32)
 BAND_ID_LEN = const(8)
-PAGE_MIN = const(32)
+PAGE_MIN = const(256)    # = logrec.MAX_REC: a page holds any record
 PAGE_MAX = const(448)
-_U32 = NO_SEQ = 0xFFFFFFFF
+_U32 = 0xFFFFFFFF
 PAGE_MAGIC = const(0xB6)
 PAGE_HEADER = const(14)
 PAGE_ENCRYPTED = const(1)
@@ -379,8 +379,8 @@ class Status(Packed):
 
 
 class LogRange(Packed):
-    # first stored sequence, next to be written, last acknowledged (NO_SEQ =
-    # none yet), undownloaded records, used and free bytes
+    # first stored sequence, next to be written, last acknowledged (0 = none;
+    # sequences start at 1), undownloaded records, used and free bytes
     _F = "<IIIIII"
     _R = (("first", 0, _U32), ("next", 0, _U32), ("acked", 0, _U32), ("pending", 0, _U32),
           ("used", 0, _U32), ("free", 0, _U32))

@@ -6,13 +6,18 @@ from __future__ import annotations
 import random
 import struct
 import time
+from pathlib import Path
 
 import pytest
 
+from mbfw import events
 from mbfw import protocol as P
 from mbfw.config import Config
+from mbfw.eventlog import EventLog
+from mbfw.fsio import OsFS
 from mbfw.handler import Handler
 from mbfw.identity import Identity, MemStore
+from mbfw.logrec import MAX_REC, T_EVENT, parse_records
 from mbfw.security import seal
 from mirrorband.client import BandClient, BandError, aes_ctr
 
@@ -77,64 +82,34 @@ class FakeDevice:
         return (self.clock, self.cfg.as_dict(), list(self.task), self.running, self.calibrated, self.reboots)
 
 
-class FakeLog:
-    """EventLog API subset: read_into / ack / erase_acked / status (records: len u16, seq u32, data)."""
-
-    def __init__(self, n: int = 0) -> None:
-        self.records: list[tuple[int, bytes]] = []
-        self.next = 0
-        self.acked = P.NO_SEQ
-        for _ in range(n):
-            self.append(bytes(random.Random(self.next).randrange(256) for _ in range(24)))
-
-    def append(self, data: bytes) -> None:
-        self.records.append((self.next, data))
-        self.next += 1
-
-    def read_into(self, seq_from, buf):
-        n = 0
-        for seq, data in self.records:
-            if seq < seq_from:
-                continue
-            rec = struct.pack("<HI", len(data), seq) + data
-            if n + len(rec) > len(buf):
-                break
-            buf[n:n + len(rec)] = rec
-            n += len(rec)
-        return n
-
-    def ack(self, seq):
-        if self.acked == P.NO_SEQ or seq > self.acked:
-            self.acked = seq
-
-    def erase_acked(self):
-        if self.acked != P.NO_SEQ:
-            self.records = [r for r in self.records if r[0] > self.acked]
-
-    def status(self):
-        used = sum(6 + len(d) for _, d in self.records)
-        pending = sum(1 for s, _ in self.records if self.acked == P.NO_SEQ or s > self.acked)
-        first = self.records[0][0] if self.records else self.next
-        return {"first": first, "next": self.next, "acked": self.acked, "pending": pending,
-                "used": used, "free": 65536 - used}
-
-    def snapshot(self):
-        return (list(self.records), self.next, self.acked)
+def event(i: int) -> bytes:
+    return events.pack([1, 1, 0, 0, 1000 * i, 1000 * i + 300, 80, 500, 40, 12, 3])
 
 
-def parse_fake_records(body: bytes) -> list[tuple[int, bytes]]:
-    out, i = [], 0
-    while i < len(body):
-        n, seq = struct.unpack_from("<HI", body, i)
-        out.append((seq, body[i + 6:i + 6 + n]))
-        i += 6 + n
-    return out
+def real_log(root: Path, n: int = 0) -> EventLog:
+    """The band's EventLog on a directory, recovered as at boot, with n event records."""
+    root.mkdir(parents=True, exist_ok=True)
+    log = EventLog(OsFS(), str(root / "log"), seg_size=2048, nseg=8)
+    log.recover()
+    for i in range(n):
+        log.append(T_EVENT, event(i))
+    return log
 
 
-def make_band(provisioned: bool = True, records: int = 5):
-    dev, log, ident = FakeDevice(), FakeLog(records), Identity(MemStore())
+def log_snapshot(log: EventLog):
+    buf, out, seq = bytearray(MAX_REC * 4), [], 1
+    while n := log.read_into(seq, buf):
+        recs = list(parse_records(buf[:n]))
+        out += recs
+        seq = recs[-1][0] + 1
+    return log.status(), out
+
+
+def make_band(root: Path, provisioned: bool = True, records: int = 5):
+    dev, ident = FakeDevice(), Identity(MemStore())
     if provisioned:
         ident.provision(KEY, 1, "P01")
+    log = real_log(root, records)  # after provisioning (which wipes the log)
     return Handler(dev, log, ident, ctr=aes_ctr), dev, log, ident
 
 
@@ -147,11 +122,11 @@ def ble(h):
 
 
 def state(h, dev, log, ident):
-    return dev.snapshot(), log.snapshot(), (ident.key, ident.hand, ident.patient)
+    return dev.snapshot(), log_snapshot(log), (ident.key, ident.hand, ident.patient)
 
 
-def test_info_status_and_time_sync():
-    h, dev, log, ident = make_band()
+def test_info_status_and_time_sync(tmp_path):
+    h, dev, log, ident = make_band(tmp_path)
     c = BandClient(KEY)
     info = c.info(ble(h))
     assert (info.band_id, info.provisioned, info.hand, info.patient, info.features) == (BAND_ID, 1, 1, "P01", 1)
@@ -167,8 +142,8 @@ def test_info_status_and_time_sync():
     assert e.value.code == P.ERR_RANGE and dev.clock == 5
 
 
-def test_task_calibrate_config_reboot():
-    h, dev, log, ident = make_band()
+def test_task_calibrate_config_reboot(tmp_path):
+    h, dev, log, ident = make_band(tmp_path)
     c = BandClient(KEY)
     c.call(ble(h), P.OP_TASK_SET, bytes(P.TaskSet([(0, 1), (30000, 2)])))
     assert dev.task == [(0, 1), (30000, 2)]
@@ -192,31 +167,44 @@ def test_task_calibrate_config_reboot():
     assert dev.reboots == 1
 
 
-def test_log_read_ack_erase_resume():
-    h, dev, log, ident = make_band(records=40)
+def test_log_read_ack_erase_resume(tmp_path):
+    h, dev, log, ident = make_band(tmp_path, records=40)
     c = BandClient(KEY, require_encryption=True)
-    got: list[tuple[int, bytes]] = []
-    seq = 0
+    got: list = []
+    seq = 1
     while True:
-        raw, page = c.read_page(ble(h), seq, 100)
-        recs = parse_fake_records(page.body)
+        raw, page = c.read_page(ble(h), seq, 300)
+        recs = list(parse_records(page.body))
         if not recs:
             break
-        assert page.encrypted and raw[P.PAGE_HEADER:P.PAGE_HEADER + 6] != page.body[:6]
+        assert page.encrypted and raw[P.PAGE_HEADER:P.PAGE_HEADER + 8] != page.body[:8]
         got += recs
         seq = recs[-1][0] + 1
+        if len(got) == 20:
+            break  # a disconnect: the next session resumes from the last acknowledged record
         c.ack(ble(h), recs[-1][0])
-    assert [s for s, _ in got] == list(range(40)) and got == log.records
+    rng = c.log_range(ble(h))
+    seq = rng.acked + 1
+    while recs := list(parse_records(c.read_page(ble(h), seq, 300)[1].body)):
+        got += [r for r in recs if r[0] > got[-1][0]]
+        seq = recs[-1][0] + 1
+        c.ack(ble(h), recs[-1][0])
+    assert [r[0] for r in got] == list(range(1, 41))  # nothing lost, nothing duplicated
+    assert [r[2] for r in got] == [event(i) for i in range(40)]
     assert c.log_range(ble(h)).pending == 0
     c.call(ble(h), P.OP_LOG_ERASE)
-    assert log.records == [] and c.log_range(ble(h)).next == 40
+    rng = c.log_range(ble(h))
+    assert (rng.used, rng.next, rng.acked) == (0, 41, 40)
     with pytest.raises(BandError) as e:
-        c.ack(ble(h), 40)  # not written yet
+        c.ack(ble(h), 41)  # not written yet
     assert e.value.code == P.ERR_RANGE
+    with pytest.raises(BandError) as e:
+        c.call(ble(h), P.OP_LOG_READ, struct.pack("<IH", 1, 16))
+    assert e.value.code == P.ERR_RANGE  # a page must hold the largest record
 
 
-def test_wrong_key_rejected():
-    h, dev, log, ident = make_band()
+def test_wrong_key_rejected(tmp_path):
+    h, dev, log, ident = make_band(tmp_path)
     before = state(h, dev, log, ident)
     with pytest.raises(BandError) as e:
         BandClient(bytes(32)).call(ble(h), P.OP_TASK_START, bytes(P.TaskStart(1)))
@@ -224,8 +212,8 @@ def test_wrong_key_rejected():
     assert state(h, dev, log, ident) == before
 
 
-def test_replayed_counter_rejected():
-    h, dev, log, ident = make_band()
+def test_replayed_counter_rejected(tmp_path):
+    h, dev, log, ident = make_band(tmp_path)
     c = BandClient(KEY)
     p = c.request(P.OP_TIME_SET, bytes(P.TimeSet(P.TIME_ABS, 42)))
     c.response(p, h.handle(p.frame, P.BLE))
@@ -239,8 +227,8 @@ def test_replayed_counter_rejected():
     assert rsp.status == P.ERR_REPLAY and dev.clock == 7
 
 
-def test_flipped_tag_bit_rejected():
-    h, dev, log, ident = make_band()
+def test_flipped_tag_bit_rejected(tmp_path):
+    h, dev, log, ident = make_band(tmp_path)
     c = BandClient(KEY)
     before = state(h, dev, log, ident)
     for bit in (0, 7, 100, 255):
@@ -256,8 +244,8 @@ def test_flipped_tag_bit_rejected():
     assert dev.running == 3
 
 
-def test_unprovisioned_band_answers_only_info_status_provision():
-    h, dev, log, ident = make_band(provisioned=False, records=0)
+def test_unprovisioned_band_answers_only_info_status_provision(tmp_path):
+    h, dev, log, ident = make_band(tmp_path, provisioned=False, records=0)
     anon = BandClient(None)
     assert anon.info(ble(h)).provisioned == 0
     assert anon.status(ble(h)).battery == 87
@@ -273,8 +261,8 @@ def test_unprovisioned_band_answers_only_info_status_provision():
     assert dev.snapshot() == FakeDevice().snapshot()
 
 
-def test_command_from_unauthenticated_transport_rejected():
-    h, dev, log, ident = make_band()
+def test_command_from_unauthenticated_transport_rejected(tmp_path):
+    h, dev, log, ident = make_band(tmp_path)
     anon = BandClient(None)
     before = state(h, dev, log, ident)
     # a provisioned band: over BLE nothing without a tag, not even INFO
@@ -289,15 +277,15 @@ def test_command_from_unauthenticated_transport_rejected():
             client.call(ble(h), P.OP_PROVISION, prov)
         assert e.value.code in (P.ERR_TRANSPORT, P.ERR_AUTH_REQUIRED)
     assert state(h, dev, log, ident) == before
-    h2, *_ = make_band(provisioned=False)
+    h2, *_ = make_band(tmp_path / "b2", provisioned=False)
     with pytest.raises(BandError) as e:
         anon.call(ble(h2), P.OP_PROVISION, prov)
     assert e.value.code == P.ERR_TRANSPORT
     assert anon.info(usb(h)).provisioned == 1  # USB: INFO and STATUS stay readable
 
 
-def test_reprovision_needs_confirmation_then_wipes():
-    h, dev, log, ident = make_band(records=12)
+def test_reprovision_needs_confirmation_then_wipes(tmp_path):
+    h, dev, log, ident = make_band(tmp_path, records=12)
     anon = BandClient(None)
     new = P.Provision(bytes([9]) * 32, 0, "P02")
     before = state(h, dev, log, ident)
@@ -313,17 +301,18 @@ def test_reprovision_needs_confirmation_then_wipes():
     assert state(h, dev, log, ident) == before
     new.token = token
     info = P.Info.from_bytes(anon.call(usb(h), P.OP_PROVISION, bytes(new)))
-    assert (info.patient, info.hand) == ("P02", 0) and log.records == [] and log.next == 12
+    st, recs = log_snapshot(log)
+    assert (info.patient, info.hand) == ("P02", 0) and recs == [] and st[0] == 0 and st[4] == 13
     with pytest.raises(BandError):
         BandClient(KEY).info(ble(h))  # the old key is dead
     assert BandClient(bytes([9]) * 32).info(ble(h)).patient == "P02"
 
 
-def test_counter_floor_survives_reboot_and_client_resyncs():
+def test_counter_floor_survives_reboot_and_client_resyncs(tmp_path):
     store = MemStore()
     ident = Identity(store)
     ident.provision(KEY, 1, "P01")
-    dev, log = FakeDevice(), FakeLog(3)
+    dev, log = FakeDevice(), real_log(tmp_path, 3)
     h = Handler(dev, log, ident, ctr=aes_ctr)
     c = BandClient(KEY)
     p = c.request(P.OP_TIME_GET)
@@ -337,9 +326,9 @@ def test_counter_floor_survives_reboot_and_client_resyncs():
     # the client learns the floor and carries on
     assert P.TimeNow.from_bytes(c.call(ble(h2), P.OP_TIME_GET)).now_us == dev.clock
     # page nonces never repeat across reboots
-    n1 = [P.PageHeader.from_bytes(c.read_page(ble(h2), 0, 64)[0][:P.PAGE_HEADER]).nonce for _ in range(3)]
+    n1 = [P.PageHeader.from_bytes(c.read_page(ble(h2), 1, 256)[0][:P.PAGE_HEADER]).nonce for _ in range(3)]
     h3 = Handler(dev, log, Identity(store), ctr=aes_ctr)
-    n2 = [P.PageHeader.from_bytes(c.read_page(ble(h3), 0, 64)[0][:P.PAGE_HEADER]).nonce for _ in range(3)]
+    n2 = [P.PageHeader.from_bytes(c.read_page(ble(h3), 1, 256)[0][:P.PAGE_HEADER]).nonce for _ in range(3)]
     assert len(set(n1 + n2)) == 6 and min(n2) > max(n1)
 
 
@@ -394,14 +383,14 @@ def _mutate(rng: random.Random, frame: bytes, ident) -> tuple[bytes, bool]:
     return bytes(b), False
 
 
-def test_fuzzed_frames_never_raise_and_always_get_an_error_code():
+def test_fuzzed_frames_never_raise_and_always_get_an_error_code(tmp_path):
     rng = random.Random(20261124)
-    h, dev, log, ident = make_band(records=20)
+    h, dev, log, ident = make_band(tmp_path, records=20)
     c = BandClient(KEY)
     seeds = [c.request(op, pl).frame for op, pl in (
         (P.OP_INFO, b""), (P.OP_STATUS, b""), (P.OP_TIME_SET, bytes(P.TimeSet(0, 123))),
         (P.OP_TASK_SET, bytes(P.TaskSet([(0, 1), (5000, 3)]))), (P.OP_CALIBRATE, bytes(P.Calibrate(5000))),
-        (P.OP_CONFIG_SET, bytes(P.ConfigValues([(1, 60)]))), (P.OP_LOG_READ, bytes(P.LogRead(0, 64))),
+        (P.OP_CONFIG_SET, bytes(P.ConfigValues([(1, 60)]))), (P.OP_LOG_READ, bytes(P.LogRead(1, 300))),
         (P.OP_LOG_ACK, bytes(P.LogAck(3))), (P.OP_PROVISION, bytes(P.Provision(KEY, 1, "P01"))))]
     seeds.append(seal(P.Frame(P.OP_INFO, b"", 1, 0), None))
     n, t0, codes, damaged_ok = 100_000, time.perf_counter(), {}, 0

@@ -49,7 +49,7 @@ def test_payload_round_trips():
         P.TimeSet(P.TIME_ADJ, -123456789), P.TaskSet([(0, 1), (10, 2), (2**30 - 1, 3)]), P.TaskStart(2**32 - 1),
         P.Calibrate(1000), P.LogAck(0), P.LogRead(7, P.PAGE_MAX), P.TimeNow(-5),
         P.ConfigValues([(i, -i) for i in range(len(FIELD_NAMES))]), P.Provision(bytes(32), 0, "a.b_c-9", 77),
-        P.Info(bytes(8), 0, 0, 0, "", "", ""), P.Status(0, 0, 100, 1, 2, 3, 4), P.LogRange(1, 2, P.NO_SEQ, 4, 5, 6),
+        P.Info(bytes(8), 0, 0, 0, "", "", ""), P.Status(0, 0, 100, 1, 2, 3, 4), P.LogRange(1, 2, 2**32 - 1, 4, 5, 6),
         P.PageHeader(P.PAGE_MAGIC, 1, 1, 2, 3, P.PAGE_MAX),
     ]
     for m in msgs:

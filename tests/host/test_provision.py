@@ -14,19 +14,20 @@ from mbfw import protocol as P
 from mbfw.console import Console
 from mbfw.handler import Handler
 from mbfw.identity import Identity, MemStore
+from mbfw.logrec import T_EVENT
 from mirrorband.cli import main
 from mirrorband.client import BandClient, aes_ctr
 from mirrorband.keystore import BandKey, Keystore
 
-from ..firmware.test_handler import FakeDevice, FakeLog
+from ..firmware.test_handler import FakeDevice, event, log_snapshot, real_log
 
 
 class PtyBand:
     """A band console behind a pty (as the virtual band serves it), answering lines ending in CR."""
 
-    def __init__(self, records: int = 0, answer: bool = True) -> None:
+    def __init__(self, root, answer: bool = True) -> None:
         self.ident = Identity(MemStore())
-        self.log = FakeLog(records)
+        self.log = real_log(root)
         self.dev = FakeDevice()
         self.handler = Handler(self.dev, self.log, self.ident, ctr=aes_ctr)
         self.console = Console(self.handler)
@@ -68,8 +69,8 @@ def data_dir(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def band():
-    b = PtyBand(records=7)
+def band(tmp_path):
+    b = PtyBand(tmp_path)
     yield b
     b.close()
 
@@ -111,11 +112,11 @@ def test_provision_new_band(band, data_dir, capsys):
 def test_reprovision_refused_without_confirmation(band, data_dir, capsys):
     assert run(capsys, "--port", band.port, "--patient", "P1")[0] == 0
     first = Keystore().get("0102030405060708")
-    band.log.append(b"x" * 24)
+    band.log.append(T_EVENT, event(1))
     code, out, err = run(capsys, "--port", band.port, "--patient", "P2")
     assert code == 2 and out == ""
     assert one_error(err) and "--yes" in err and "1 undownloaded" in err
-    assert band.ident.patient == "P1" and band.ident.key == first.key and len(band.log.records) == 1
+    assert band.ident.patient == "P1" and band.ident.key == first.key and len(log_snapshot(band.log)[1]) == 1
     assert Keystore().get("0102030405060708") == first  # keystore unchanged
 
 
@@ -126,7 +127,7 @@ def test_reprovision_with_yes_wipes_and_replaces_key(band, data_dir, capsys):
     assert code == 0, err
     rec = Keystore().get("0102030405060708")
     assert rec.key != first.key and rec.key == band.ident.key and rec.patient == "P1"  # patient kept
-    assert band.log.records == []
+    assert log_snapshot(band.log)[1] == []
     assert any(line.startswith("confirm ") for line in band.lines)
 
 
@@ -147,8 +148,8 @@ def test_busy_port(band, data_dir, capsys):
     assert not band.ident.provisioned()
 
 
-def test_band_that_does_not_answer(data_dir, capsys):
-    mute = PtyBand(answer=False)
+def test_band_that_does_not_answer(data_dir, capsys, tmp_path):
+    mute = PtyBand(tmp_path, answer=False)
     try:
         code, out, err = run(capsys, "--port", mute.port, "--patient", "P1", "--timeout", "0.3")
     finally:

@@ -23,7 +23,7 @@ VECTORS = (
     ("frame_config_set",
      "b501000a000300090000000b0002013c00000002500000003c17081ff1bc4aa2aecf1a4a9682b22f07b3be100417885211570ff92f341da3"),
     ("frame_log_read",
-     "b501000c0004000a000000060005000000c80046cc0e221cb77ba4f7b5eb1034fdeaeeac1f0d533619ff5773966f9417990fe6"),
+     "b501000c0004000a0000000600050000002c01414a76dbaf24570b076de0cbffd4a1fea940ba920dde50683bd6a34750a1459c"),
     ("frame_provision",
      "b5010210000500000000002900000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f01efbeadde035030319bed94780e4275e5404ce57a6a4d539ee8273d723fbb327e3e12a0e59c42fa4b"),
     ("resp_replay",
@@ -52,7 +52,7 @@ def build(ctr):
         "frame_task_set": seal(P.Frame(P.OP_TASK_SET, P.encode(P.TaskSet([(0, 1), (30000, 3), (60000, 2)])),
                                        2, 8), k),
         "frame_config_set": seal(P.Frame(P.OP_CONFIG_SET, P.encode(P.ConfigValues([(1, 60), (2, 80)])), 3, 9), k),
-        "frame_log_read": seal(P.Frame(P.OP_LOG_READ, P.encode(P.LogRead(5, 200)), 4, 10), k),
+        "frame_log_read": seal(P.Frame(P.OP_LOG_READ, P.encode(P.LogRead(5, 300)), 4, 10), k),
         "frame_provision": seal(P.Frame(P.OP_PROVISION, P.encode(P.Provision(KEY, 1, "P01", 0xDEADBEEF)), 5, 0),
                                 None),
         "resp_replay": seal(P.Frame(P.OP_TASK_START, struct.pack("<I", 11), 6, 10, P.FLAG_RESP,
@@ -140,7 +140,7 @@ def run(ctr=DEFAULT_CTR):
         fails.append("wrong key")
     ranges = (
         lambda: P.TimeSet(2, 0), lambda: P.TimeSet(0, -1), lambda: P.Calibrate(10),
-        lambda: P.LogRead(0, 10), lambda: P.TaskSet([(5, 1), (5, 2)]), lambda: P.TaskSet([(0, 4)]),
+        lambda: P.LogRead(0, 255), lambda: P.TaskSet([(5, 1), (5, 2)]), lambda: P.TaskSet([(0, 4)]),
         lambda: P.ConfigValues([(99, 1)]), lambda: P.Provision(KEY, 2, "P"),
         lambda: P.Provision(KEY, 0, "no spaces"), lambda: P.Status(0, 0, 101, 0, 0, 0, 0),
     )
@@ -197,11 +197,11 @@ class Device:
 
 
 class Log:
-    # records of 8 bytes: seq u32 + 4 data bytes
+    # mbfw.eventlog.EventLog's API; records of 8 bytes (seq u32 + data u32), seqs from 1
     def __init__(self, n):
-        self.next = n
-        self.first = 0
-        self.acked = P.NO_SEQ
+        self.next = n + 1
+        self.first = 1
+        self.acked = 0
 
     def read_into(self, seq_from, buf):
         i = 0
@@ -213,16 +213,14 @@ class Log:
         return i
 
     def ack(self, seq):
-        self.acked = seq
+        self.acked = max(seq, self.acked)
 
     def erase_acked(self):
-        if self.acked != P.NO_SEQ:
-            self.first = self.acked + 1
+        self.first = self.acked + 1
 
     def status(self):
-        pend = self.next - (self.first if self.acked == P.NO_SEQ else self.acked + 1)
-        return {"first": self.first, "next": self.next, "acked": self.acked, "pending": pend,
-                "used": 8 * (self.next - self.first), "free": 1000}
+        n = self.next - self.first
+        return 8 * n, 1000, self.next - max(self.first, self.acked + 1), self.first, self.next, self.acked
 
 
 def run_handler(ctr=DEFAULT_CTR, mutants=3000):
@@ -244,7 +242,7 @@ def run_handler(ctr=DEFAULT_CTR, mutants=3000):
     k = Keys(KEY)
     good = []
     for i, (op, pl) in enumerate(((P.OP_STATUS, b""), (P.OP_TASK_START, P.encode(P.TaskStart(9))),
-                                  (P.OP_LOG_READ, P.encode(P.LogRead(3, 64))))):
+                                  (P.OP_LOG_READ, P.encode(P.LogRead(3, 256))))):
         raw = seal(P.Frame(op, pl, i, i + 1), k)
         good.append(raw)
         r = P.Frame.from_bytes(h.handle(raw, P.BLE))
@@ -253,7 +251,7 @@ def run_handler(ctr=DEFAULT_CTR, mutants=3000):
             fails.append(f"op {op} status {r.status}")
         if op == P.OP_LOG_READ:
             body = open_page(k, r.payload, ctr)[1]
-            if len(body) != 64 or struct.unpack_from("<II", body, 8) != (4, 28):
+            if len(body) != 224 or struct.unpack_from("<II", body, 8) != (4, 28):
                 fails.append("log page")
     seed = 12345
     codes = 0
