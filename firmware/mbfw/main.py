@@ -11,6 +11,7 @@ from mbfw.lsm6dsox import LSM6DSOX, LSM6DSOXError
 from mbfw.sampler import Sampler
 
 LOG_ROOT = "/log"
+IDENTITY = "/identity"
 
 
 def open_log(fs):
@@ -35,6 +36,16 @@ def build(board, log=None):
     if log is None:
         log = open_log(board.fs)
     return App(board, sampler, log)
+
+
+def build_console(app, fs):
+    # the USB console's command interpreter over the protocol handler
+    from mbfw.console import Console
+    from mbfw.handler import Handler
+    from mbfw.identity import FileStore, Identity
+
+    handler = Handler(app, app.log, Identity(FileStore(fs, IDENTITY)))
+    return Console(handler)
 
 
 def main(board=None):

@@ -22,6 +22,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "sessions_cmd",
     "tui_cmd",
     "provision",
+    "virtual.sim",
 )
 
 

@@ -38,7 +38,7 @@ from mbfw.app import ST_CALIBRATING, ST_RUNNING, App, PeerLink
 from mbfw.config import HAND_L, HAND_R, Config
 from mbfw.fsio import PowerCut
 from mbfw.logrec import T_EVENT, T_SESSION, parse_records, unpack_session
-from mbfw.main import build
+from mbfw.main import build, build_console
 
 from .clock import TrueTime, VirtualClock
 from .flash import Flash
@@ -79,8 +79,10 @@ class VirtualBand:
         self.bluetooth = bluetooth
         self.board: Any = None
         self.app: App | None = None
+        self.console: Any = None  # mbfw.console.Console of the running firmware
         self.task: asyncio.Task | None = None
         self.peer: VirtualBand | None = None
+        self.pty: Any = None  # the PtyConsole serving this band, if any
         self.boots = 0
         self.power_cuts = 0
         self.on_boot: list[Callable[[VirtualBand], None]] = []
@@ -94,6 +96,7 @@ class VirtualBand:
         app = build(self.board)
         app.cfg = Config(hand=HAND_L if self.hand == "L" else HAND_R, **self.settings)
         app.peer_in = PeerLink(lockstep=True)
+        self.console = build_console(app, self.board.fs)
         self.app = app
         self.boots += 1
         self.crash = None
@@ -127,6 +130,7 @@ class VirtualBand:
             if self.peer.app.peer_in is not None:
                 self.peer.app.peer_in.close()
         self.app = None
+        self.console = None
 
     def _wire(self) -> None:
         p = self.peer
