@@ -354,6 +354,7 @@ class PlaybackController(BandsController):
         self._rng = rng
         self._steps: tuple[ProtocolStep, ...] = PROTOCOLS["Standard, right hand affected"]
         self._run: _Run | None = None
+        self._done: dict[str, DownloadResult] = {}
         self._session_no = int(rng.integers(1, 1 << 20))
 
     # --- bands ------------------------------------------------------------------------------
@@ -463,6 +464,9 @@ class PlaybackController(BandsController):
         results = []
         for b in bands:
             b.lost = False  # back in range for the download
+            if b.id in self._done:  # finished by an earlier, interrupted call
+                results.append(self._done.pop(b.id))
+                continue
             if b.markers is None:
                 results.append(DownloadResult(b.id, b.hand, 0, 0, {}, None))
                 continue
@@ -501,9 +505,12 @@ class PlaybackController(BandsController):
             counts: dict[str, int] = {}
             for r in records:
                 counts[KIND_NAMES[r[EV_KIND]]] = counts.get(KIND_NAMES[r[EV_KIND]], 0) + 1
-            results.append(DownloadResult(b.id, b.hand, total, len(records), counts, sid))
+            done = DownloadResult(b.id, b.hand, total, len(records), counts, sid)
+            self._done[b.id] = done
             b.log, b.markers, b.acked, b.raw_path, b.activity = [], None, 0, None, []  # band frees space on ack
-        return results
+        for r in results:
+            self._done.pop(r.band_id, None)
+        return results + [self._done.pop(k) for k in list(self._done)]
 
     # --- provisioning -----------------------------------------------------------------------
     async def ports(self) -> list[str]:

@@ -37,9 +37,9 @@ def fmt(v: Any, spec: str, unit: str = "") -> str:
 
 
 def protocol_text(steps: list[dict[str, Any]]) -> str:
-    """``rest 15, L 60, rest 10, R 60, rest 10`` (seconds)."""
+    """``r15 L60 r10 R60 r10``: rest / writing hand and seconds of each step."""
     parts = []
     for s in steps:
-        k = "rest" if s["kind"] == "REST" else s["kind"][-1]
-        parts.append(f"{k} {s['offset_s'] - s['onset_s']:.0f}")
-    return ", ".join(parts) if parts else "-"
+        k = "r" if s["kind"] == "REST" else s["kind"][-1]
+        parts.append(f"{k}{s['offset_s'] - s['onset_s']:.0f}")
+    return " ".join(parts) if parts else "-"

@@ -129,7 +129,7 @@ class Timeline(Widget):
     """A whole session (or a window of it): task steps, then each hand's envelope or event marks."""
 
     DEFAULT_CSS = """
-    Timeline { height: 5; }
+    Timeline { height: 4; }
     """
 
     def __init__(self, **kw: Any) -> None:
@@ -197,8 +197,9 @@ class Timeline(Widget):
         ticks = 5
         labels = [""] * width
         for i in range(ticks + 1):
-            col = min(width - 1, int(i * (width - 1) / ticks))
-            labels[col] = f"{self.t0 + col * dt:.0f}s"
+            col = int(i * (width - 1) / ticks)
+            label = f"{self.t0 + col * dt:.0f}s"
+            labels[min(col, width - len(label))] = label
         pos = 0
         for col in range(width):
             if col < pos:

@@ -60,10 +60,10 @@ class ReviewScreen(Screen[None]):
         yield NavBar("review")
         yield Static("Sessions in the store, oldest first. Grade 0-4 and mirror bursts per minute are of the "
                      "most affected resting hand. Enter opens a session.", classes="hint")
-        table: DataTable[str] = DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
-        table.add_columns("id", "patient", "date", "protocol (s)", "mirror", "/min", "grade")
-        yield table
         yield Static("", id="review-msg", classes="hint")
+        table: DataTable[str] = DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
+        table.add_columns("id", "patient", "date", "protocol (r=rest, s)", "mirror", "/min", "grade")
+        yield table
         yield Footer()
 
     def on_screen_resume(self) -> None:

@@ -34,10 +34,10 @@ def metrics_text(m: dict[str, Any]) -> Text:
     if m.get("peer_unknown"):
         t.append(f"   {m['peer_unknown']} classified without the other band", "dark_orange")
     for hand, h in sorted(m.get("by_hand", {}).items()):
-        t.append(f"\n{hand_word(hand):<5} at rest: ", "bold")
-        t.append(f"{fmt(h.get('mirror_per_min'), '.1f')}/min, first after {fmt(h.get('latency_s'), '.1f', ' s')}, "
-                 f"{fmt((h.get('mirror_fraction') or 0) * 100, '.1f', ' %')} of writing, "
-                 f"EMG ×{fmt(h.get('emg_ratio'), '.2f')}, CCI {fmt(h.get('cci'), '.2f')}, "
+        t.append(f"\n{hand_word(hand):<5} resting: ", "bold")
+        t.append(f"{fmt(h.get('mirror_per_min'), '.1f')}/min · 1st {fmt(h.get('latency_s'), '.1f', ' s')} · "
+                 f"{fmt((h.get('mirror_fraction') or 0) * 100, '.1f', '%')} of writing · "
+                 f"EMG×{fmt(h.get('emg_ratio'), '.2f')} · CCI {fmt(h.get('cci'), '.2f')} · "
                  f"grade {fmt(h.get('grade'), 'd')}")
     return t
 
@@ -171,8 +171,8 @@ class SessionView(Screen[None]):
         t.append(f"{e['kind']} · {hand_word(e['hand'])} hand\n", KIND_STYLE.get(e["kind"], "bold") + " bold")
         t.append(f"{e['onset_s']:.2f}-{e['offset_s']:.2f} s ({e['offset_s'] - e['onset_s']:.2f} s)\n")
         t.append(f"peak ×{fmt(e.get('peak_ratio'), '.1f')}  area {fmt(e.get('area'), '.2f')}\n")
-        t.append(f"channels {'+'.join(e.get('channels', [])) or '-'}  CCI {fmt(e.get('cci'), '.2f')}\n")
-        t.append(f"wrist rotation {fmt(e.get('imu_deg'), '.1f', '°')}")
+        t.append(f"{'+'.join(e.get('channels', [])) or '-'}  CCI {fmt(e.get('cci'), '.2f')}  "
+                 f"rot {fmt(e.get('imu_deg'), '.1f', '°')}")
         if e.get("artifact"):
             t.append(f"\nartifact: {e['artifact']}")
         if e.get("peer_unknown"):
