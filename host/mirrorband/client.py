@@ -179,6 +179,33 @@ class BandClient:
     def ack(self, send: Send, seq: int) -> None:
         self.call(send, P.OP_LOG_ACK, bytes(P.LogAck(seq)))
 
+    def download(self, send: Send, sink: Callable[[bytes], None],
+                 max_len: int = P.PAGE_MAX) -> list[tuple[int, int, bytes]]:
+        """Every record after the band's last acknowledged one, as (seq, type, payload).
+
+        Each raw page goes to ``sink`` (which stores it) before it is opened and parsed; the
+        records of a page are acknowledged only after that, so after a disconnect (any
+        exception out of ``send``) calling again resumes where the band's acknowledgement
+        stands: nothing lost, nothing twice.
+        """
+        from mbfw.logrec import LogError, parse_records
+
+        seq = self.log_range(send).acked + 1
+        out: list[tuple[int, int, bytes]] = []
+        while True:
+            raw = self.call(send, P.OP_LOG_READ, bytes(P.LogRead(seq, max_len)))
+            sink(raw)
+            page = self.open_page(raw)
+            try:
+                recs = list(parse_records(page.body))
+            except LogError as e:
+                raise BandError(P.ERR_BAD_FRAME, f"bad records in log page from seq {seq}: {e}") from None
+            if not recs:
+                return out
+            out += recs
+            seq = recs[-1][0] + 1
+            self.ack(send, recs[-1][0])
+
     def config(self, send: Send) -> dict[str, int]:
         return P.ConfigValues.from_bytes(self.call(send, P.OP_CONFIG_GET)).as_dict()
 

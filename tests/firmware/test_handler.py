@@ -203,6 +203,30 @@ def test_log_read_ack_erase_resume(tmp_path):
     assert e.value.code == P.ERR_RANGE  # a page must hold the largest record
 
 
+def test_client_download_stores_raw_pages_and_resumes_after_disconnect(tmp_path):
+    h, dev, log, ident = make_band(tmp_path, records=60)
+    c = BandClient(KEY)
+    raw_pages: list[bytes] = []
+    calls = [0]
+
+    def flaky(b: bytes) -> bytes:
+        calls[0] += 1
+        if calls[0] == 9:
+            raise ConnectionError("link lost")
+        return h.handle(b, P.BLE)
+
+    with pytest.raises(ConnectionError):
+        c.download(flaky, raw_pages.append, max_len=256)
+    first = len(raw_pages)
+    got = c.download(ble(h), raw_pages.append, max_len=256)
+    acked_before = 60 - len(got)
+    assert [r[0] for r in got] == list(range(acked_before + 1, 61)) and acked_before > 0
+    # every raw page was kept as received and opens again later
+    held = [r for p in raw_pages for r in parse_records(c.open_page(p).body)]
+    assert sorted({r[0] for r in held}) == list(range(1, 61)) and first >= 2
+    assert c.log_range(ble(h)).pending == 0 and c.download(ble(h), raw_pages.append) == []
+
+
 def test_wrong_key_rejected(tmp_path):
     h, dev, log, ident = make_band(tmp_path)
     before = state(h, dev, log, ident)
