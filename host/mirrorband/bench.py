@@ -136,6 +136,9 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = print) -> d
         "mirrorband_rtf": round(total_s / t_ours, 1), "neurokit2_rtf": round(total_s / t_nk, 1),
     }
     result["real"] = _real_data(quick, progress)
+    from .bench_log import run_log_bench
+
+    result["event_log"] = run_log_bench(progress)
     return result
 
 
@@ -208,4 +211,13 @@ def format_bench(r: dict) -> str:
             lines.append(f"  note: {block['note']}")
         if "mirrorband_rtf" in block:
             lines.append(f"  {'speed (x real time)':<26} {block['mirrorband_rtf']:>9}   {block['neurokit2_rtf']:>9}")
+    lg = r.get("event_log")
+    if lg:
+        lines.append(f"Event log ({lg['log_bytes'] // 1024} KB, {lg['nseg']} segments of {lg['seg_size'] // 1024} KB):")
+        lines.append(f"  filled with {lg['fill'].get('records', lg['fill'].get('appends'))} records")
+        for name, label in (("cpython", "CPython"), ("micropython", "MicroPython unix port, 64 KB heap")):
+            x = lg.get(name, {})
+            lines.append(f"  recovery on {label}: " + (f"FAILED ({x['error']})" if "error" in x
+                         else f"{x['recover_s']} s, {x.get('records_read', '?')} records read back"))
+        lines.append(f"  consistent: {'yes' if lg.get('consistent') else 'NO'}")
     return "\n".join(lines)
