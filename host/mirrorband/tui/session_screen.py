@@ -230,7 +230,10 @@ class SessionScreen(Screen[None]):
             self.query_one("#big", Static).update(f"Done — {n} band{'s' * (n != 1)} synced")
             self.query_one("#detail", Static).update("Thank you. You can take the bands off and charge them.")
             sid = next((r.session_id for r in msg.results if r.session_id is not None), None)
-            self._say(f"Session {sid} is saved. Your clinician will review it (4 Review).")
+            lost = " and ".join(hand_word(h) for h in sorted(self.lost))
+            self._say(f"Session {sid} is saved. Your clinician will review it (4 Review)." +
+                      (f" The {lost} band lost contact during the session; it kept recording and its "
+                       "data was copied afterwards." if lost else ""))
         else:
             self.query_one("#big", Static).update(f"Done — {n} of {total} bands synced")
             self.query_one("#detail", Static).update("The recording is kept on the bands.")
