@@ -254,10 +254,14 @@ class ADS1292REmu:
         i = self.i
         t = self.next_us
         while t <= band_us:
-            if self._status_dirty:
+            if self._status_dirty:  # electrodes or registers changed
                 self._status = self._status_bytes()
                 self._status_dirty = False
                 frame[0:3] = self._status
+                self._prepare()
+                data = self._data
+                assert data is not None
+                n = self._n
             if i < n:
                 frame[3:9] = data[6 * i:6 * i + 6]
             else:

@@ -95,7 +95,7 @@ class VirtualBand:
                                          fs_budget=fs_budget, bluetooth=self.bluetooth)
         app = build(self.board)
         app.cfg = Config(hand=HAND_L if self.hand == "L" else HAND_R, **self.settings)
-        app.peer_in = PeerLink(lockstep=True)
+        app.peer_in = PeerLink()  # lockstep once a peer is wired (connect_peers)
         self.console = build_console(app, self.board.fs)
         self.app = app
         self.boots += 1
@@ -137,6 +137,8 @@ class VirtualBand:
         if self.app is None or p is None or p.app is None:
             return
         assert self.app.peer_in is not None and p.app.peer_in is not None
+        self.app.peer_in.lockstep = True
+        p.app.peer_in.lockstep = True
         self.app.peer_out = [p.app.peer_in.put]
         p.app.peer_out = [self.app.peer_in.put]
 
