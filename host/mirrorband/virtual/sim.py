@@ -54,6 +54,13 @@ def _proc_start(pid: int) -> str:
         return ""
 
 
+def _proc_state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
 def _alive(state: dict[str, Any]) -> bool:
     pid = int(state.get("pid", 0))
     if pid <= 0:
@@ -64,6 +71,8 @@ def _alive(state: dict[str, Any]) -> bool:
         return False
     except PermissionError:
         return True
+    if _proc_state(pid) == "Z":
+        return False  # exited, not yet reaped by its parent
     start = state.get("start", "")
     return not start or _proc_start(pid) == start
 
