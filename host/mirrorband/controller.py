@@ -355,7 +355,7 @@ class PlaybackController(BandsController):
         self._steps: tuple[ProtocolStep, ...] = PROTOCOLS["Standard, right hand affected"]
         self._run: _Run | None = None
         self._done: dict[str, DownloadResult] = {}
-        self._session_no = int(rng.integers(1, 1 << 20))
+        self._session_no = 0
 
     # --- bands ------------------------------------------------------------------------------
     def _band(self, band_id: str) -> _Band:
@@ -430,7 +430,8 @@ class PlaybackController(BandsController):
             rtts = self._rng.uniform(2.0, 12.0, size=8)
             b.clock_error_ms = round(float(rtts.min()) / 2 * 0.1 + abs(b.drift_ppm) * 1e-3, 2)
             b.lost = False
-        self._session_no += 1
+        # a session id both bands share: the start time in seconds (unique per host, monotonic)
+        self._session_no = max(self._session_no + 1, int(self.now().timestamp()) & 0x3FFFFFFF)
         self._run = await asyncio.to_thread(_Run, self, bands, self._steps, self._session_no)
 
     async def stop_task(self) -> None:

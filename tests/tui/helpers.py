@@ -53,9 +53,16 @@ def corrupt_session(tmp: Path) -> int:
 
 async def until(pilot: Any, cond: Callable[[], bool], timeout: float = 30.0) -> None:
     """Let the app run until ``cond()`` holds (fails the test after ``timeout`` s)."""
+    from textual.css.query import NoMatches
+
+    def ok() -> bool:
+        try:
+            return cond()
+        except NoMatches:  # a screen still being composed
+            return False
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
-    while not cond():
+    while not ok():
         if loop.time() > end:
             raise AssertionError("timed out waiting for the UI")
         await pilot.pause(0.05)

@@ -62,7 +62,9 @@ class ReviewScreen(Screen[None]):
                      "most affected resting hand. Enter opens a session.", classes="hint")
         yield Static("", id="review-msg", classes="hint")
         table: DataTable[str] = DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
-        table.add_columns("id", "patient", "date", "protocol (r=rest, s)", "mirror", "/min", "grade")
+        for label, width in (("id", 4), ("patient", 10), ("date", 10), ("protocol (r=rest, s)", 22),
+                             ("mirror", 6), ("/min", 5), ("grade", 6)):
+            table.add_column(label, width=width)
         yield table
         yield Footer()
 
@@ -96,11 +98,11 @@ class ReviewScreen(Screen[None]):
         table.clear()
         for d in self.rows:
             if "error" in d:
-                table.add_row(str(d["id"]), d["patient"], d["started"][:16].replace("T", " "), d["error"],
+                table.add_row(str(d["id"]), d["patient"], d["started"][:10], d["error"],
                               "-", "-", "-", key=str(d["id"]))
                 continue
             grade = "-" if d["grade"] is None else f"{d['grade']} ({d['hand']})"
-            table.add_row(str(d["id"]), d["patient"], d["started"][:16].replace("T", " "), d["protocol"],
+            table.add_row(str(d["id"]), d["patient"], d["started"][:10], d["protocol"],
                           str(d["mirrors"]), fmt(d["mirror_per_min"], ".1f"), grade, key=str(d["id"]))
         if self.rows:
             table.move_cursor(row=min(max(keep, 0), len(self.rows) - 1))

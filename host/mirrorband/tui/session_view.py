@@ -76,7 +76,8 @@ class SessionView(Screen[None]):
         yield Static("", id="sv-filter", classes="hint")
         with Horizontal(id="sv-body"):
             table: DataTable[str] = DataTable(id="sv-events", cursor_type="row", zebra_stripes=True)
-            table.add_columns("hand", "kind", "onset s", "dur s", "peak×")
+            for label, width in (("hand", 4), ("kind", 9), ("onset s", 7), ("dur s", 5), ("peak×", 5)):
+                table.add_column(label, width=width)
             yield table
             with Vertical(id="sv-side"):
                 yield Static("", id="sv-detail")
