@@ -18,6 +18,7 @@
 # encrypted link: an unpaired central reads Device Information and Battery only.
 # Notifications are queued; ENOMEM (controller buffers full) is retried by
 # pump(), which run() calls when woken and every few ms while data waits.
+import asyncio
 import struct
 
 from micropython import const
@@ -40,6 +41,8 @@ LIVE_TAG = const(16)
 _IRQ_CENTRAL_CONNECT = const(1)
 _IRQ_CENTRAL_DISCONNECT = const(2)
 _IRQ_GATTS_WRITE = const(3)
+_IRQ_SCAN_RESULT = const(5)
+_IRQ_SCAN_DONE = const(6)
 _IRQ_MTU_EXCHANGED = const(21)
 _IRQ_ENCRYPTION_UPDATE = const(28)
 _IRQ_GET_SECRET = const(29)
@@ -56,10 +59,10 @@ _ENOTCONN = const(107)
 _ADV_US = const(200000)
 _BEACON_US = const(30000)    # 20-50 ms while a task runs
 _RETRY_MS = const(5)
+_SCAN_US = const(30000)
 _NONE = const(-1)
 
 try:
-    import asyncio
     _sleep_ms = asyncio.sleep_ms  # type: ignore[attr-defined]
 except AttributeError:
     def _sleep_ms(ms):
@@ -129,6 +132,7 @@ class BleService:
         self.mtu = 23
         self.encrypted = False
         self.beacon = None           # manufacturer bytes while beaconing
+        self.on_scan = None          # f(adv_data memoryview) while scanning
         self.live_ctr = 0
         self.stats = [0, 0, 0, 0]    # notifications, notified bytes, ENOMEM, frames handled
         self._rx = bytearray(MAX_FRAME)
@@ -189,8 +193,23 @@ class BleService:
         if manufacturer is not None or changed:
             self.advertise()
 
+    def scan(self, on_adv):
+        # passive continuous scan (the resting band hears the beacon); None stops
+        self.on_scan = on_adv
+        if on_adv is None:
+            self.ble.gap_scan(None)
+        else:
+            self.ble.gap_scan(0, _SCAN_US, _SCAN_US, False)
+
     # --- IRQ -----------------------------------------------------------------
     def _irq(self, event, data):
+        if event == _IRQ_SCAN_RESULT:
+            f = self.on_scan
+            if f is not None:
+                f(data[4])
+            return
+        if event == _IRQ_SCAN_DONE:
+            return
         if event == _IRQ_CENTRAL_CONNECT:
             conn = data[0]
             if self.conn != _NONE:     # one central at a time

@@ -227,7 +227,7 @@ class BandLink:
                 await self._drop_client()
                 await self._connect_once(target)
                 return
-            except (BleakError, asyncio.TimeoutError, OSError, EOFError) as e:
+            except (TimeoutError, BleakError, OSError, EOFError) as e:
                 last = e
                 logger.info("%s: connect failed: %s", self.name or self.address, e)
             if loop.time() + delay > deadline:
@@ -309,12 +309,12 @@ class BandLink:
                 await ble.write_gatt_char(S.CONTROL_UUID, bytes((hdr,)) + frame[off:off + per], response=True)
                 self.stats.writes += 1
             return await asyncio.wait_for(fut, self.response_timeout)
-        except (BleakError, EOFError, OSError) as e:
-            raise LinkLost(str(e)) from e
-        except asyncio.TimeoutError as e:
+        except TimeoutError as e:
             if not ble.is_connected:
                 raise LinkLost("disconnected") from e
             raise LinkLost("no answer from the band") from e
+        except (BleakError, EOFError, OSError) as e:
+            raise LinkLost(str(e)) from e
         finally:
             self._waiting = None
 
