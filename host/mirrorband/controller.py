@@ -326,7 +326,7 @@ class PlaybackController(BandsController):
 
     def __init__(self, scenario: str = "moderate-R", *, seed: int = 7, speed: float = 1.0,
                  store_dir: str | Path | None = None, patient_id: str = "demo-001",
-                 frame_s: float = 0.1, faults: Faults | None = None,
+                 frame_s: float = 1 / 12, faults: Faults | None = None,
                  now: Callable[[], datetime] = datetime.now) -> None:
         from mbfw import VERSION
 
@@ -443,8 +443,10 @@ class PlaybackController(BandsController):
         if run is None:
             raise ControllerError("no task has been started")
         t_wall = time.monotonic()
+        k = 0
         while not run.done:
-            await asyncio.sleep(self.frame_s)
+            k += 1  # fixed cadence: frame k is due at k * frame_s, however long the work took
+            await asyncio.sleep(max(0.0, t_wall + k * self.frame_s - time.monotonic()))
             target = (time.monotonic() - t_wall) * self.speed
             frame = await asyncio.to_thread(run.advance, target)
             yield frame
