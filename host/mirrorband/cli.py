@@ -23,6 +23,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "tui_cmd",
     "provision",
     "virtual.sim",
+    "ble_cmd",
 )
 
 

@@ -82,10 +82,10 @@ def random_event(rng: random.Random, hand: int) -> bytes:
 class Band:
     """One virtual band on ``radio``: BLE service + handler + event log on disk."""
 
-    def __init__(self, radio: Radio, name: str, root: Path, *, hand: int = 0, secure: bool = True,
-                 mtu: int = 247, key: bytes | None = KEY, now_us=None) -> None:  # noqa: ANN001
+    def __init__(self, radio: Radio | None, name: str, root: Path, *, hand: int = 0, secure: bool = True,
+                 mtu: int = 247, key: bytes | None = KEY, now_us=None, hci=None) -> None:  # noqa: ANN001
         self.name = name
-        self.ble = mpble.BLE(radio.endpoint(name), name=name)
+        self.ble = mpble.BLE(hci if hci is not None else radio.endpoint(name), name=name)
         self.device = Device(hashlib.sha256(name.encode()).digest()[:8], now_us)
         root.mkdir(parents=True, exist_ok=True)
         self.log = EventLog(OsFS(), str(root), seg_size=16384, nseg=64)

@@ -183,3 +183,27 @@ async def test_one_central_at_a_time(tmp_path: Path) -> None:
     await adapter.close()
     await band.stop()
     await radio.close()
+
+
+async def test_host_clock_sync_end_to_end(tmp_path: Path) -> None:
+    from mirrorband.ble.sync import sync_clock
+
+    radio = Radio(LinkTiming())
+    band = await Band(radio, "MB-L", tmp_path / "log").start()
+    band.device.set_time(band.device.now_us() + 7_654_321)  # 7.6 s off
+    adapter = BumbleAdapter(radio.endpoint("host"))
+    dev = await find(adapter, "MB-L")
+
+    def host_now() -> int:
+        return int(asyncio.get_running_loop().time() * 1e6)
+
+    async with BandLink(dev, client(), backend=adapter.client_backend) as link:
+        off, rtt = await sync_clock(link, now_us=host_now)
+    assert abs(off - 7_654_321) < rtt
+    err = band.device.now_us() - host_now()
+    print(f"\nhost sync under the 15 ms timing model: min round trip {rtt / 1000:.1f} ms, "
+          f"residual {err / 1000:.2f} ms")
+    assert abs(err) <= rtt // 2 + 1000
+    await adapter.close()
+    await band.stop()
+    await radio.close()

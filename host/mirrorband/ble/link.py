@@ -216,14 +216,16 @@ class BandLink:
         delay = self.backoff[0]
         target: BLEDevice | str = self.target
         last: Exception | None = None
-        first = True
+        attempt = 0
         while True:
             try:
-                if not first:  # reconnects rediscover: the band may have rebooted or moved
+                # first try the device we know; later attempts rediscover it (after a
+                # drop BlueZ may have forgotten it, the band may have rebooted)
+                if attempt > 0:
                     found = await self._rediscover()
                     if found is not None:
-                        target = found
-                first = False
+                        target = self.target = found
+                attempt += 1
                 await self._drop_client()
                 await self._connect_once(target)
                 return
