@@ -198,7 +198,7 @@ class Timeline(Widget):
         labels = [""] * width
         for i in range(ticks + 1):
             col = int(i * (width - 1) / ticks)
-            label = f"{self.t0 + col * dt:.0f}s"
+            label = f"{self.t0 + col * dt:.{0 if self.t1 - self.t0 > 20 else 1}f}s"
             labels[min(col, width - len(label))] = label
         pos = 0
         for col in range(width):

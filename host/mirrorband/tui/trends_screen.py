@@ -88,7 +88,8 @@ class TrendsScreen(Screen[None]):
                          allow_blank=False, id="trend-metric")
         with VerticalScroll(id="trend-scroll"):
             yield Static("Choose a patient.", id="trend-chart")
-        yield Static("Treatments are recorded with 'mirrorband treatment add --patient ID --date D --kind botox'.",
+        yield Static("Tab: patient / measure, Enter: open the list. Treatments: 'mirrorband treatment add "
+                     "--patient ID --date D --kind botox'.",
                      classes="hint")
         yield Footer()
 
