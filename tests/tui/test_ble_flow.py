@@ -1,0 +1,157 @@
+"""BleController against bands on the virtual radio (in-process hub): the firmware's
+BleService on mpble with the real Handler, Identity and EventLog, and a task stand-in that
+logs session markers and events like mbfw.app and streams them live. Then the TUI flow
+pair -> task -> download -> review (Pilot) on the same bands."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from mbfw import events
+from mbfw.logrec import SESSION_START, SESSION_STOP, T_EVENT, T_SESSION, session_payload
+from mirrorband.blecontroller import BleController
+from mirrorband.controller import BandLost, ControllerError, ProtocolStep
+from mirrorband.keystore import BandKey, Keystore
+from mirrorband.store import Store
+from mirrorband.vradio.bleak_backend import BumbleAdapter
+from mirrorband.vradio.hub import Radio
+from tests.ble.harness import Band
+
+pytestmark = [pytest.mark.timeout(120)]
+
+SHORT = (ProtocolStep("REST", 1), ProtocolStep("WRITE L", 1), ProtocolStep("WRITE R", 1.5))
+
+
+def _key(name: str) -> bytes:
+    return hashlib.sha256(b"key" + name.encode()).digest()
+
+
+class TaskBand(Band):
+    """A harness band whose task start records a short session: a START marker, mirror
+    events of its hand each 300 ms (logged and streamed live), a STOP marker at the end."""
+
+    def __init__(self, radio: Radio, name: str, root: Path, hand: int, n_events: int = 4) -> None:
+        super().__init__(radio, name, root, hand=hand, key=None)
+        self.identity.provision(_key(name), hand, "demo-001")
+        self.n_events = n_events
+        self.run_task: asyncio.Task | None = None
+        dev = self.device
+        dev.start_task = self._start  # type: ignore[method-assign]
+        dev.stop_task = self._stop  # type: ignore[method-assign]
+        self.hand = hand
+
+    def _start(self, session: int) -> None:
+        self.device.session = session
+        self.run_task = asyncio.get_running_loop().create_task(self._run(session))
+
+    def _stop(self) -> None:
+        if self.run_task is not None:
+            self.run_task.cancel()
+
+    async def _run(self, session: int) -> None:
+        dev = self.device
+        t0 = dev.now_us() // 1000
+        self.log.append(T_SESSION, session_payload(session, SESSION_START, self.hand, 3, t0 & 0x3FFFFFFF,
+                                                   dev.now_us() // 1_000_000))
+        rng = random.Random(session + self.hand)
+        end = t0 + round(sum(p[0] for p in dev.points[-1:]))
+        try:
+            for i in range(self.n_events):
+                await asyncio.sleep(0.3)
+                on = t0 + 1000 + i * 300
+                ev = events.pack([self.hand, 1, 0, 0, on & 0x3FFFFFFF, (on + 150) & 0x3FFFFFFF,
+                                  rng.randint(40, 200), rng.randint(100, 5000), 20, -1, 1])
+                self.log.append(T_EVENT, ev)
+                self.service.live_event(ev)
+            await asyncio.sleep(max(0.0, (end - dev.now_us() // 1000) / 1000))
+        finally:
+            self.log.append(T_SESSION, session_payload(session, SESSION_STOP, self.hand, 3,
+                                                       (dev.now_us() // 1000) & 0x3FFFFFFF, 0))
+            dev.session = None
+
+    def status_state(self) -> int:
+        return 2 if self.device.session is not None else 0
+
+
+async def _bands(radio: Radio, root: Path, ks: Keystore) -> list[TaskBand]:
+    out = []
+    for hand, name in ((0, "MB-L"), (1, "MB-R")):
+        b = TaskBand(radio, name, root / name, hand)
+        ks.put(BandKey(b.device.band_id.hex(), _key(name), "LR"[hand], "demo-001", active=True))
+        out.append(await b.start())
+    return out
+
+
+def _controller(radio: Radio, tmp: Path, ks: Keystore) -> BleController:
+    adapter = BumbleAdapter(radio.endpoint("host"))
+    return BleController(store_dir=tmp / "store", keystore=ks, scanner_backend=adapter.scanner_backend,
+                         client_backend=adapter.client_backend, adapter=adapter, frame_s=0.05,
+                         now=lambda: datetime(2025, 3, 4, 10, 0))
+
+
+@pytest.mark.asyncio
+async def test_pair_task_live_download_into_store(tmp_path: Path) -> None:
+    radio = Radio()
+    ks = Keystore(tmp_path / "keys.json")
+    bands = await _bands(radio, tmp_path, ks)
+    ctl = _controller(radio, tmp_path, ks)
+    try:
+        found = await ctl.scan(2.0)
+        assert sorted(b.hand for b in found) == ["L", "R"]
+        for b in found:
+            st = await ctl.pair(b.id)
+            assert st.connected and st.clock_error_ms is not None and st.battery_pct == 87
+        assert [ctl._peers[i].hand for i in ctl.paired()] == ["L", "R"]  # noqa: SLF001
+        await ctl.set_task(SHORT)
+        await ctl.start_task()
+        frames = [f async for f in ctl.live()]
+        assert frames[-1].finished and not frames[-1].stopped
+        live = [e for f in frames for e in f.events]
+        assert sorted(e["hand"] for e in live) == ["L"] * 4 + ["R"] * 4
+        assert all(e["kind"] == "mirror" and 0.0 <= e["onset_s"] <= 5.0 for e in live)
+        progress = []
+        res = await ctl.download(progress.append)
+        assert sorted((r.hand, r.events) for r in res) == [("L", 4), ("R", 4)]
+        assert progress and all(p.pages <= p.total_pages for p in progress)
+        assert res[0].session_id is not None and res[0].session_id == res[1].session_id
+        for b in bands:  # acknowledged: the band may free the space
+            assert b.log.status()[2] == 0
+        with Store(tmp_path / "store") as st:
+            rows = st.db.execute("SELECT COUNT(*) FROM events WHERE session_id = ?", (res[0].session_id,))
+            assert rows.fetchone()[0] == 8
+        again = await ctl.download()
+        assert [r.events for r in again] == [0, 0]
+    finally:
+        await ctl.close()
+        for b in bands:
+            await b.stop()
+        await radio.close()
+
+
+@pytest.mark.asyncio
+async def test_unprovisioned_and_lost_band_say_what_to_do(tmp_path: Path) -> None:
+    radio = Radio()
+    ks = Keystore(tmp_path / "keys.json")
+    bands = await _bands(radio, tmp_path, ks)
+    ctl = _controller(radio, tmp_path, ks)
+    ctl.retry_for = 1.0
+    try:
+        found = {b.hand: b for b in await ctl.scan(2.0)}
+        ks.remove(bands[1].device.band_id.hex())
+        with pytest.raises(ControllerError, match="not provisioned on this computer"):
+            await ctl.pair(found["R"].id)
+        await ctl.pair(found["L"].id)
+        await bands[0].stop()  # switched off
+        radio.drop_all("MB-L")
+        with pytest.raises(BandLost, match="stopped answering"):
+            await ctl.band_status(found["L"].id)
+    finally:
+        await ctl.close()
+        await bands[1].stop()
+        await radio.close()
