@@ -119,10 +119,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .report import demo_summary
+    if args.summary:
+        from .report import demo_summary
 
-    print(demo_summary(seed=args.seed, progress=_progress))
-    return 0
+        print(demo_summary(seed=args.seed, progress=_progress))
+        return 0
+    if not sys.stdout.isatty():
+        raise CliError("the demo opens the terminal UI and needs a terminal; "
+                       "for a text summary use: mirrorband demo --summary")
+    from .demo import main as demo_main
+
+    return demo_main(args.data_dir, seed=args.seed)
 
 
 # --- parser ---------------------------------------------------------------------
@@ -183,8 +190,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="print JSON")
     sp.add_argument("--quick", action="store_true", help="fewer recordings (for a quick look)")
 
-    sp = add("demo", cmd_demo, "simulate a patient session and show what the bands detect")
+    sp = add("demo", cmd_demo, "try everything without hardware: two virtual bands on a virtual radio, "
+                               "a simulated patient, the terminal UI")
     sp.add_argument("--seed", type=int, default=7, help="random seed of the simulated patient")
+    sp.add_argument("--summary", "--no-tui", dest="summary", action="store_true",
+                    help="no UI: print a text summary of a simulated session (for scripts)")
+    sp.add_argument("--data-dir", metavar="DIR",
+                    help="where the demo keeps its keys, band logs and sessions (default: the user data "
+                         "directory's demo/, never your real store)")
 
     import importlib
 
@@ -197,8 +210,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
-        parser.print_help()
-        return 0
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            parser.print_help()
+            return 0
+        args = parser.parse_args(["tui"])  # no command: the terminal UI with real bands
     try:
         return args.func(args)
     except (CliError, RecordingError) as e:

@@ -1,8 +1,10 @@
 """``mirrorband tui``: open the terminal UI.
 
-``--playback SCENARIO`` plays a simulated patient through the band firmware
-(:class:`mirrorband.controller.PlaybackController`, no radio). Real and virtual
-bands over BLE need the BLE controller, which the BLE link provides.
+Without options it talks to real bands through the computer's Bluetooth adapter
+(:class:`mirrorband.blecontroller.BleController`, bleak's platform backend); ``--sim`` to
+the virtual bands of a running ``mirrorband sim`` on the virtual radio; ``--playback
+SCENARIO`` plays a simulated patient through the band firmware with no radio at all
+(:class:`mirrorband.controller.PlaybackController`).
 """
 
 from __future__ import annotations
@@ -33,18 +35,28 @@ def _scenario(name: str) -> str:
     return name
 
 
+def _ble_controller(args: argparse.Namespace) -> Any:
+    from .blecontroller import BleController
+
+    if getattr(args, "sim", False):
+        from .ble_cmd import _sim_hci
+
+        return BleController.virtual(_sim_hci(), store_dir=args.data_dir)
+    return BleController(store_dir=args.data_dir, description="Bluetooth bands")
+
+
 def cmd_tui(args: argparse.Namespace) -> int:
     from .controller import ControllerError, PlaybackController
     from .store import Store, StoreError
 
     if not sys.stdout.isatty():
         raise CliError("the terminal UI needs a terminal (stdout is not a tty)")
-    if args.playback is None:
-        raise CliError("real bands need the BLE controller, which is not wired in yet; "
-                       "try: mirrorband tui --playback moderate-R")
     try:
         Store(args.data_dir).close()  # fail here, in one line, rather than inside the UI
-        ctl = PlaybackController(args.playback, seed=args.seed, speed=args.speed, store_dir=args.data_dir)
+        if args.playback is not None:
+            ctl = PlaybackController(args.playback, seed=args.seed, speed=args.speed, store_dir=args.data_dir)
+        else:
+            ctl = _ble_controller(args)
     except (StoreError, ControllerError) as e:
         raise CliError(str(e)) from None
     from .tui import MirrorbandApp
@@ -62,6 +74,8 @@ def register(sub: Any) -> None:
             "--playback plays a simulated patient without any radio")
     sp = sub.add_parser("tui", help="open the terminal UI", description=desc)
     sp.set_defaults(func=cmd_tui)
+    sp.add_argument("--sim", action="store_true",
+                    help="bands of a running 'mirrorband sim' on the virtual radio (or MIRRORBAND_HOST_HCI)")
     sp.add_argument("--playback", metavar="SCENARIO", type=_scenario,
                     help="no bands: play a simulated patient, e.g. moderate-R (see 'mirrorband simulate --help')")
     sp.add_argument("--seed", type=int, default=7, help="random seed of the simulated patient (default 7)")
