@@ -60,6 +60,9 @@ class Board:
     def reset(self):
         machine.reset()
 
+    def soft_reset(self):
+        machine.soft_reset()
+
 
 def _uid():
     import hashlib
@@ -68,9 +71,10 @@ def _uid():
 
 
 def _bluetooth():
+    # the radio hook of mbfw.main.build_radio: a factory -> (module, BLE object)
     import bluetooth
 
-    return bluetooth.BLE()
+    return bluetooth, bluetooth.BLE()
 
 
 def make(**options):

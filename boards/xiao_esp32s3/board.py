@@ -64,6 +64,9 @@ class Board:
     def reset(self):
         machine.reset()
 
+    def soft_reset(self):
+        machine.soft_reset()
+
 
 def _uid():
     import hashlib
@@ -72,9 +75,10 @@ def _uid():
 
 
 def _bluetooth():
+    # the radio hook of mbfw.main.build_radio: a factory -> (module, BLE object)
     import bluetooth
 
-    return bluetooth.BLE()
+    return bluetooth, bluetooth.BLE()
 
 
 def make(**options):
