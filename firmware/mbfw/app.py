@@ -13,6 +13,12 @@
 # band's activity arrives in (the BLE beacon receiver feeds it; before BLE the
 # virtual sim connects two bands directly); peer_out receives this band's
 # per-window activity after each block (the beacon sender, or the other band).
+# Without lockstep (the beacon), _process waits up to peer_wait_ms for the
+# peer's windows of a block (beacons arrive 20-50 ms late), then classifies
+# without them (events peer_unknown). session_hooks: f(started) at the start
+# and end of a session (the beacon glue starts/stops sender and receiver).
+# start_align_ms: a task starts at the next multiple of it on the synced band
+# clock (both bands started by the host within one period start together).
 import asyncio
 from array import array
 
@@ -44,6 +50,21 @@ try:
 except AttributeError:      # CPython (virtual board)
     def _sleep_ms(ms):
         return asyncio.sleep(ms / 1000)
+
+
+async def _wait_flag(flag, ms):
+    try:
+        wf = asyncio.wait_for_ms    # type: ignore[attr-defined]
+    except AttributeError:
+        wf = None
+    try:
+        if wf is not None:
+            await wf(flag.wait(), ms)
+        else:
+            await asyncio.wait_for(flag.wait(), ms / 1000)
+        return True
+    except asyncio.TimeoutError:
+        return False
 
 
 def _flag():
@@ -120,6 +141,11 @@ class App:
         self.peer_in = peer_in
         self.peer_out = []
         self.listeners = []         # live events: f(ev array) (BLE notify later)
+        self.session_hooks = []     # f(started: bool)
+        self.peer_wait_ms = 0       # beacon path: wait for the peer's windows
+        self.start_align_ms = 0     # 0: start at once
+        self.t0_us = 0              # synced band time of window 0
+        self._starting = None       # asyncio task of an aligned start
         self.pbuf = bytearray(sampler.block // 10)
         self.ev = array("i", bytes(4 * EV_NF))
         self.events = 0
@@ -140,7 +166,7 @@ class App:
         self.clock.set_time_us(us)
 
     def _idle(self):
-        if self.state in (ST_CALIBRATING, ST_RUNNING):
+        if self.state in (ST_CALIBRATING, ST_RUNNING) or self._starting is not None:
             raise CommandError(ERR_BUSY, "task running")
 
     def set_task(self, points):
@@ -169,9 +195,25 @@ class App:
             raise ValueError("no task set")
         if not duration_ms and self.points[-1][1] == STEP_NONE:
             duration_ms = self.points[-1][0]
-        self._begin(session_id, self.points, duration_ms)
+        if self.start_align_ms > 0:
+            self._starting = asyncio.create_task(self._aligned(session_id, self.points, duration_ms))
+        else:
+            self._begin(session_id, self.points, duration_ms)
+
+    async def _aligned(self, session_id, points, duration_ms):
+        # wait for the next multiple of start_align_ms of the synced clock
+        a = self.start_align_ms * 1000
+        now = self.clock.time_us()
+        await _sleep_ms((a - now % a) // 1000 + 1)
+        self._starting = None
+        if not self.stopped:
+            self._begin(session_id, points, duration_ms)
 
     def stop_task(self):
+        t = self._starting
+        if t is not None:
+            self._starting = None
+            t.cancel()
         if self.state in (ST_CALIBRATING, ST_RUNNING):
             self.sampler.stop()
             self._finish()
@@ -185,6 +227,7 @@ class App:
     def _begin(self, session_id, points, duration_ms):
         self.session = session_id
         self.t0 = self.clock.ticks_ms()
+        self.t0_us = self.clock.time_us()
         self.hand = None
         self.k = 0
         self.step = 0
@@ -198,6 +241,8 @@ class App:
         self._session_record(SESSION_START, self.t0)
         self._cue_for(kind)
         self.sampler.start(duration_ms // 10 * 10)
+        for f in self.session_hooks:
+            f(True)
 
     def _session_record(self, what, t_ms):
         # start: t_ms = band time of window 0; stop: band time of the end
@@ -215,6 +260,8 @@ class App:
         self.state = ST_DONE
         self._session_record(SESSION_STOP, self.t0 + self.k * 10)
         self._cue_for(-1)
+        for f in self.session_hooks:
+            f(False)
 
     def _cue_for(self, kind):
         if kind == -1:
@@ -289,10 +336,19 @@ class App:
                     while peer.lockstep and not peer.gone and peer.upto < self.k + nw:
                         peer.flag.clear()
                         await peer.flag.wait()
+                    if not peer.lockstep and self.peer_wait_ms > 0:
+                        await self._peer_wait(peer, self.k + nw)
                 self._detect(nw)
                 if s.done and not s.pending() and self.state != ST_DONE:
                     s.stop()
                     self._finish()
+
+    async def _peer_wait(self, peer, upto):
+        # beacon path: up to peer_wait_ms for the peer's windows (late beacons)
+        left = self.peer_wait_ms
+        while left > 0 and not peer.gone and peer.upto < upto and not self.stopped:
+            peer.flag.clear()
+            left -= 2 if await _wait_flag(peer.flag, 10) else 10
 
     async def _haptics(self):
         motor = self.board.motor

@@ -1,8 +1,9 @@
 # Activity beacon between the two bands (docs/ble.md).
-# Manufacturer data (little-endian, 18 bytes):
+# Manufacturer data (little-endian, 21 bytes):
 #   company u16 (bleservice.COMPANY) | kind u8 = 'A' | band id 4 bytes |
 #   session u32 | timestamp u32 (synced band clock, us, mod 2**32: the end of
-#   the newest window) | activity u8 (bit i = window newest-i active) | seq u16
+#   the newest window) | activity u32 (24 bits used: bit i = window newest-i
+#   active; 240 ms, more than two 100 ms blocks) | seq u16
 # The writing band (Sender, fed by the app's peer_out) re-advertises the
 # beacon, non-connectable, after each block; the resting band (Receiver) scans
 # passively, refines the clock pair fit (mbfw.timesync) and feeds its PeerLink
@@ -17,10 +18,11 @@ from mbfw.timesync import PairFit
 
 COMPANY = const(0xFFFF)
 KIND = const(0x41)
-SIZE = const(18)
-_FMT = "<HB4sIIBH"
+SIZE = const(21)
+_FMT = "<HB4sIIIH"
 WIN_US = const(10000)
-NBITS = const(8)
+NBITS = const(24)
+_MASK = const(0xFFFFFF)
 _WRAP = 1 << 32
 _HALF = 1 << 31
 
@@ -30,7 +32,7 @@ class BeaconError(ValueError):
 
 
 def encode(band_id4, session, t_us, act, seq):
-    if len(band_id4) != 4 or not 0 <= act <= 255:
+    if len(band_id4) != 4 or not 0 <= act <= _MASK:
         raise BeaconError("bad beacon field")
     return struct.pack(_FMT, COMPANY, KIND, bytes(band_id4), session & 0xFFFFFFFF,
                        t_us % _WRAP, act, seq & 0xFFFF)
@@ -93,7 +95,7 @@ class Sender:
             return
         b = self.bits
         for w in range(nw):
-            b = ((b << 1) | (1 if act[w] else 0)) & 0xFF
+            b = ((b << 1) | (1 if act[w] else 0)) & _MASK
         self.bits = b
         self.seq = (self.seq + 1) & 0xFFFF
         t = self.t0 + (k0 + nw) * WIN_US
@@ -120,6 +122,8 @@ class Receiver:
         self.heard_us = 0
         self.heard = 0
         self.lost = False
+        self.own_id = b""              # this band's id (its own beacons are ignored)
+        self.use_fit = True
 
     def start(self, session):
         self.session = session
@@ -134,7 +138,7 @@ class Receiver:
         if m is None:
             return False
         bid, session, t32, act, seq = decode(m)
-        if (self.peer_id is not None and bid != self.peer_id) or \
+        if bid == self.own_id or (self.peer_id is not None and bid != self.peer_id) or \
                 (self.session is not None and session != self.session & 0xFFFFFFFF):
             return False
         if seq == self.last_seq:
@@ -146,7 +150,9 @@ class Receiver:
         self.heard += 1
         self.lost = False
         # windows newest-NBITS+1 .. newest, in the peer's time -> ours
-        k_end = self.window_of(self.fit.to_local(t))
+        # use_fit False: t is already the peer's window clock (t0 + k * WIN_US)
+        # and the sessions started together: map it as is
+        k_end = self.window_of(self.fit.to_local(t) if self.use_fit else t)
         a = self.act
         for i in range(NBITS):
             a[NBITS - 1 - i] = (act >> i) & 1
@@ -165,3 +171,50 @@ class Receiver:
             self.lost = True
             self.peer.close()
         return not self.lost
+
+
+class PeerRadio:
+    # glue between the app (mbfw.app.App) and the BLE service during a task:
+    # both bands send their activity (Sender) and listen to the other's
+    # (Receiver), so each can classify mirror activity. An app session hook.
+    def __init__(self, app, service, band_id4, timeout_ms=500, wait_ms=200):
+        self.app = app
+        self.service = service
+        self.sender = Sender(service, band_id4)
+        self.band_id = bytes(band_id4[:4])
+        self.timeout_ms = timeout_ms
+        self.wait_ms = wait_ms
+        self.rx = None
+        self.active = False
+        app.session_hooks.append(self.on_session)
+
+    def _window_of(self, local_us):
+        # nearest window boundary: bands started together within a few ms
+        return (local_us - self.app.t0_us + WIN_US // 2) // WIN_US
+
+    def on_session(self, started):
+        app = self.app
+        if started:
+            if app.peer_in is None or app.peer_in.lockstep:
+                return                 # no peer, or wired directly
+            self.sender.start(app.session, app.t0_us)
+            if self.sender.put not in app.peer_out:
+                app.peer_out.append(self.sender.put)
+            rx = Receiver(app.peer_in, app.clock, self._window_of, None, self.timeout_ms)
+            rx.start(app.session)
+            rx.own_id = self.band_id
+            rx.use_fit = False
+            self.rx = rx
+            app.peer_wait_ms = self.wait_ms
+            self.service.scan(rx.on_adv)
+            self.active = True
+        elif self.active:
+            self.active = False
+            self.sender.stop()
+            self.service.scan(None)
+
+    def check(self):
+        # call every ~100 ms: beacon loss closes the peer link
+        rx = self.rx
+        if self.active and rx is not None:
+            rx.check()

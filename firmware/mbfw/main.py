@@ -38,14 +38,68 @@ def build(board, log=None):
     return App(board, sampler, log)
 
 
-def build_console(app, fs):
-    # the USB console's command interpreter over the protocol handler
-    from mbfw.console import Console
+def build_handler(app, fs):
+    # the protocol handler (one per boot: USB console and BLE share its
+    # identity, so command counters stay monotonic across both)
     from mbfw.handler import Handler
     from mbfw.identity import FileStore, Identity
 
-    handler = Handler(app, app.log, Identity(FileStore(fs, IDENTITY)))
-    return Console(handler)
+    return Handler(app, app.log, Identity(FileStore(fs, IDENTITY)))
+
+
+def build_console(app, fs, handler=None):
+    # the USB console's command interpreter over the protocol handler
+    from mbfw.console import Console
+
+    return Console(handler if handler is not None else build_handler(app, fs))
+
+
+def build_radio(app, board, handler, secure=True):
+    # the BLE service and the activity beacon, when the board has a radio
+    # (board.bluetooth: the bluetooth module, or a factory -> (module, BLE))
+    from mbfw import VERSION, events
+    from mbfw.beacon import PeerRadio
+    from mbfw.bleservice import BleService
+
+    bt = getattr(board, "bluetooth", None)
+    if bt is None:
+        return None
+    made = bt() if not hasattr(bt, "BLE") else (bt, bt.BLE())  # pyright: ignore[reportFunctionMemberAccess]
+    module = made[0]
+    ble = made[1]
+    hand = app.cfg.hand
+    name = "Mirrorband-" + ("L" if hand == 0 else "R")
+    service = BleService(module, ble, handler, name, hand, secure=secure, fw=VERSION)
+    app.listeners.append(lambda ev: service.live_event(events.pack(ev)))
+    app.start_align_ms = 1000
+    peer = PeerRadio(app, service, board.uid[:4])
+    return service, peer
+
+
+async def radio_loop(service, peer):
+    # next to app.run(): the BLE service and the beacon's loss check
+    async def checks():
+        while not service.stopped:
+            peer.check()
+            await asyncio.sleep(0.1)
+
+    t = asyncio.create_task(checks())
+    try:
+        await service.run()
+    finally:
+        t.cancel()
+
+
+async def run(app, radio=None):
+    if radio is None:
+        await app.run()
+        return
+    t = asyncio.create_task(radio_loop(radio[0], radio[1]))
+    try:
+        await app.run()
+    finally:
+        radio[0].stop()
+        t.cancel()
 
 
 def main(board=None):
@@ -54,6 +108,7 @@ def main(board=None):
 
         board = board_module.make()
     app = build(board)
-    asyncio.run(app.run())
+    radio = build_radio(app, board, build_handler(app, board.fs))
+    asyncio.run(run(app, radio))
     if app.reboot_requested:
         board.reset()

@@ -38,7 +38,8 @@ from mbfw.app import ST_CALIBRATING, ST_RUNNING, App, PeerLink
 from mbfw.config import HAND_L, HAND_R, Config
 from mbfw.fsio import PowerCut
 from mbfw.logrec import T_EVENT, T_SESSION, parse_records, unpack_session
-from mbfw.main import build, build_console
+from mbfw.main import build, build_console, build_handler, build_radio
+from mbfw.main import run as run_firmware
 
 from .clock import TrueTime, VirtualClock
 from .flash import Flash
@@ -76,7 +77,9 @@ class VirtualBand:
         self.clock = VirtualClock(true, offset_us, drift_ppm)
         self.flash = Flash(flash_dir)
         self.settings = dict(settings or {})
-        self.bluetooth = bluetooth
+        self.bluetooth = bluetooth  # factory -> (bluetooth module, BLE object), see virtual_radio()
+        self.radio: tuple[Any, Any] | None = None  # (BleService, beacon.PeerRadio) of this boot
+        self._ble_closing: asyncio.Task | None = None
         self.board: Any = None
         self.app: App | None = None
         self.console: Any = None  # mbfw.console.Console of the running firmware
@@ -89,6 +92,21 @@ class VirtualBand:
         self.crash: BaseException | None = None
 
     # --- life cycle --------------------------------------------------------------------------
+    async def wait_radio_down(self) -> None:
+        """Wait until the radio of the previous boot is released (before booting again)."""
+        t, self._ble_closing = self._ble_closing, None
+        if t is not None:
+            try:
+                await t
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+
+    async def shutdown(self) -> None:
+        """Power off for good (end of a simulation): firmware stopped, radio released."""
+        if self.alive:
+            await self.power_cut()
+        await self.wait_radio_down()
+
     def boot(self, fs_budget: int = -1) -> App:
         """Power on: build the board, run the firmware's start-up (log recovery), start its tasks."""
         self.board = board_module().make(self.hand, self.signals, self.clock, self.flash,
@@ -96,7 +114,9 @@ class VirtualBand:
         app = build(self.board)
         app.cfg = Config(hand=HAND_L if self.hand == "L" else HAND_R, **self.settings)
         app.peer_in = PeerLink()  # lockstep once a peer is wired (connect_peers)
-        self.console = build_console(app, self.board.fs)
+        handler = build_handler(app, self.board.fs)
+        self.console = build_console(app, self.board.fs, handler)
+        self.radio = build_radio(app, self.board, handler) if self.bluetooth is not None else None
         self.app = app
         self.boots += 1
         self.crash = None
@@ -108,7 +128,7 @@ class VirtualBand:
 
     async def _run(self, app: App) -> None:
         try:
-            await app.run()
+            await run_firmware(app, self.radio)
         except PowerCut:
             self._down()
             return
@@ -120,11 +140,18 @@ class VirtualBand:
             raise
         if app.reboot_requested:
             self._down()
+            await self.wait_radio_down()
             self.boot()
 
     def _down(self) -> None:
         if self.board is not None:
             self.board.ads_emu.converting = False
+        if self.radio is not None:
+            # the radio goes down with the band: its links drop, advertising stops
+            service = self.radio[0]
+            service.stop()
+            self.radio = None
+            self._ble_closing = asyncio.get_running_loop().create_task(service.ble.close())
         if self.peer is not None and self.peer.app is not None:
             self.peer.app.peer_out = []
             if self.peer.app.peer_in is not None:
@@ -171,6 +198,7 @@ class VirtualBand:
                 await t
             except (asyncio.CancelledError, PowerCut):
                 pass
+        await self.wait_radio_down()
         return self.boot()
 
     # --- hardware time ------------------------------------------------------------------------

@@ -131,9 +131,70 @@ def _progress(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+class SimRadio:
+    """The simulation's virtual radio: a hub in this process (``mirrorband.vradio.hub.Radio``).
+
+    The bands reach their controllers in-process; the host controller is served over TCP
+    on 127.0.0.1 (:attr:`host_hci`, a Bumble transport spec for ``BumbleAdapter`` or
+    ``MIRRORBAND_HOST_HCI``). :attr:`addresses`: each band's random static address.
+    """
+
+    def __init__(self, timed: bool = True) -> None:
+        from ..vradio.hub import LinkTiming, Radio
+
+        self.radio = Radio(LinkTiming() if timed else None)
+        self.host_hci = ""
+        self.addresses: dict[str, str] = {}
+
+    @staticmethod
+    def controller(hand: str) -> str:
+        return f"band-{hand}"
+
+    async def start(self, host_port: int = 0) -> SimRadio:
+        self.host_hci = await self.radio.serve("host", port=host_port)
+        return self
+
+    def bluetooth(self, hand: str):
+        """The band's radio factory (``VirtualBand(bluetooth=...)``): -> (bluetooth module, BLE)."""
+        from ..vradio import mpble
+
+        name = self.controller(hand)
+        self.addresses[hand] = str(mpble._static_address(name)).split("/")[0]  # noqa: SLF001
+
+        def factory() -> tuple[Any, Any]:
+            return mpble, mpble.BLE(self.radio.endpoint(name), name=name)
+
+        return factory
+
+    async def close(self) -> None:
+        await self.radio.close()
+
+
+def provision_bands(bands: dict[str, Any], patient: str = "SIM01", keystore: Any = None) -> list[Any]:
+    """Provision the virtual bands with fresh keys kept in the keystore (as ``mirrorband provision``)."""
+    from ..keystore import BandKey, Keystore
+
+    ks = keystore if keystore is not None else Keystore()
+    out = []
+    for hand, b in bands.items():
+        key = os.urandom(32)
+        b.console.handler.identity.provision(key, 0 if hand == "L" else 1, patient)
+        rec = BandKey(band_id=b.board.uid.hex(), key=key, hand=hand, patient=patient, counter=0, active=True)
+        ks.put(rec)
+        out.append(rec)
+    return out
+
+
 async def run_sim(session, root: Path, fast: bool, until_done: bool, seed: int,
-                  on_ready=None, stop_event: asyncio.Event | None = None) -> dict[str, Any]:
-    """Run two bands over ``session``; returns a summary (events, samples, timings)."""
+                  on_ready=None, stop_event: asyncio.Event | None = None, *, radio: SimRadio | None = None,
+                  start_task: bool = True, provision: bool = False) -> dict[str, Any]:
+    """Run two bands over ``session``; returns a summary (events, samples, timings).
+
+    With ``radio`` the bands get a BLE radio on it. Peer activity goes over the BLE
+    beacon in real time with a radio; in fast mode (or without radio) the bands are wired
+    directly in lockstep. ``start_task=False`` leaves the bands idle for a host (``mirrorband
+    task run``); ``provision`` gives them fresh keys in the keystore.
+    """
     import random
 
     from .band import VirtualBand, World, connect_peers
@@ -146,26 +207,41 @@ async def run_sim(session, root: Path, fast: bool, until_done: bool, seed: int,
         flash = root / "flash" / hand
         b = VirtualBand(hand, session.bands[hand], world.true, flash,
                         offset_us=rng.randrange(1_000_000, 60_000_000), drift_ppm=rng.uniform(-20, 20),
-                        settings=session.settings)
+                        settings=session.settings,
+                        bluetooth=radio.bluetooth(hand) if radio is not None else None)
         b.flash.erase()
         bands[hand] = world.add(b)
     consoles = []
     try:
         for b in bands.values():
             b.boot()
-        connect_peers(bands["L"], bands["R"])
+        if radio is None or fast:
+            connect_peers(bands["L"], bands["R"])
+        if provision:
+            provision_bands(bands)
         for b in bands.values():
             c = PtyConsole(b)
             c.start()
             b.pty = c
             consoles.append(c)
         now_us = int(time.time() * 1e6)
-        for b in bands.values():
-            b.app.set_time(now_us)
-            b.start_session(session.points, session.duration_ms, session_id=int(time.time()) & 0x7FFFFFFF)
+        if start_task:
+            sid = int(time.time()) & 0x7FFFFFFF
+            for b in bands.values():
+                b.app.set_time(now_us)
+                b.start_session(session.points, session.duration_ms, session_id=sid)
         if on_ready is not None:
             on_ready({h: b.pty.port for h, b in bands.items()})
-        driver = asyncio.ensure_future(world.run(until=(lambda: not world.busy()) if until_done else None))
+        seen = [False]
+
+        def over() -> bool:
+            # a task started (by the sim or a host; starts align to 1 s) and is over
+            if world.busy():
+                seen[0] = True
+                return False
+            return seen[0]
+
+        driver = asyncio.ensure_future(world.run(until=over if until_done else None))
         waits: list[asyncio.Future[Any]] = [driver]
         if stop_event is not None:
             waits.append(asyncio.ensure_future(stop_event.wait()))
@@ -177,7 +253,7 @@ async def run_sim(session, root: Path, fast: bool, until_done: bool, seed: int,
                 world.stop()
                 await driver
                 break
-            if not reported and not world.busy():
+            if not reported and seen[0] and not world.busy():
                 reported = True
                 _progress(f"session over after {time.monotonic() - t0:.1f} s "
                           f"({session.duration_s:.0f} s of signals); bands idle")
@@ -189,8 +265,7 @@ async def run_sim(session, root: Path, fast: bool, until_done: bool, seed: int,
         for c in consoles:
             c.close()
         for b in bands.values():
-            if b.alive:
-                await b.power_cut()
+            await b.shutdown()
 
 
 def summary(session, bands: dict, world) -> dict[str, Any]:
@@ -256,19 +331,30 @@ async def _main(args, session, root: Path, p: Path, state: dict[str, Any]) -> di
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
+    radio = await SimRadio(timed=not args.untimed).start(args.radio_port)
+
     def ready(ports: dict[str, str]) -> None:
         state["ports"] = ports
+        state["radio"] = {"host": radio.host_hci, "bands": dict(radio.addresses)}
         _update_state(p, state)
         out = sys.stderr if args.json else sys.stdout
         for hand, port in ports.items():
             print(f"band {hand}: console {port}", file=out, flush=True)
-        print("radio: none (the BLE layer is not part of this build)", file=out, flush=True)
-        _progress(f"playing {session.name}: {session.duration_s:.0f} s, "
-                  f"{'fast' if args.fast else 'real time'}; stop with Ctrl-C or: mirrorband sim stop")
+        for hand, addr in radio.addresses.items():
+            print(f"band {hand}: radio {addr} (Mirrorband-{hand})", file=out, flush=True)
+        print(f"radio: host {radio.host_hci}", file=out, flush=True)
+        if args.idle:
+            _progress("bands idle, waiting for a host (mirrorband task run NAME --sim); "
+                      "stop with Ctrl-C or: mirrorband sim stop")
+        else:
+            _progress(f"playing {session.name}: {session.duration_s:.0f} s, "
+                      f"{'fast' if args.fast else 'real time'}; stop with Ctrl-C or: mirrorband sim stop")
 
     try:
-        return await run_sim(session, root, args.fast, args.until_done, args.seed, ready, stop)
+        return await run_sim(session, root, args.fast, args.until_done, args.seed, ready, stop, radio=radio,
+                             start_task=not args.idle, provision=args.provision)
     finally:
+        await radio.close()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
 
@@ -312,4 +398,11 @@ def register(sub: Any) -> None:
     sp.add_argument("--until-done", action="store_true",
                     help="exit when the task is over and print the events the bands logged")
     sp.add_argument("--json", action="store_true", help="with --until-done: the replay JSON object")
+    sp.add_argument("--idle", action="store_true",
+                    help="do not start the task: the bands wait for a host (mirrorband task run --sim)")
+    sp.add_argument("--provision", action="store_true",
+                    help="provision both bands with new keys kept on this computer (as 'mirrorband provision')")
+    sp.add_argument("--untimed", action="store_true", help="radio without the link timing model")
+    sp.add_argument("--radio-port", type=int, default=0, metavar="P",
+                    help="TCP port of the host controller (default: any free port)")
     sp.set_defaults(func=cmd_sim)
