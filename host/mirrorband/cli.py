@@ -24,6 +24,8 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "provision",
     "virtual.sim",
     "ble_cmd",
+    "flash_cmd",
+    "task_cmd",
 )
 
 
