@@ -132,7 +132,7 @@ class LineConsole:
             elif c in (_BS, _DEL):
                 if self.line:
                     self.line = self.line[:-1]
-            elif len(self.line) < _MAX_LINE:
+            elif c >= 0x20 and len(self.line) < _MAX_LINE:
                 self.line.append(c)
 
     def command(self, text):
