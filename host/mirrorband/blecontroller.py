@@ -456,6 +456,7 @@ class BleController(BandsController):
                     m = BandMarkers(sid, p.hand, started, run["start"], run["end"],
                                     [(t, k) for t, k in pts if t <= run["end"]], [], 0.0,
                                     p.key.patient or None, p.fw)
+                    assert p.raw_path is not None
                     sid_out = ingest_band_pages(st, p.key.band_id, p.raw_path, run["ev"], m)
                     for ev in run["ev"]:
                         counts[KIND_NAMES[ev[EV_KIND]]] = counts.get(KIND_NAMES[ev[EV_KIND]], 0) + 1
