@@ -163,6 +163,8 @@ class Band:
         try:
             with contextlib.redirect_stdout(io.StringIO()):
                 self.t = SerialTransport(port, baudrate=115200)
+            # mpremote reads a pty byte by byte without a timeout: bound every read
+            self.t.serial.timeout = timeout
         except TransportError:
             if not Path(port).exists():
                 raise CliError(f"no serial port {port} (is the band plugged in?)") from None
