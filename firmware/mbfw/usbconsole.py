@@ -14,8 +14,9 @@
 # that is how mpremote (mirrorband flash) takes over, and Ctrl-D or a reset
 # starts the firmware again.
 #
-# Hook in mbfw.main.main(): asyncio.run(usbconsole.serve(app, board))
-# instead of asyncio.run(app.run()).
+# Hook in mbfw.main.main(), with handler = build_handler(app, board.fs) shared
+# with build_radio:
+#   asyncio.run(usbconsole.serve(app, board, run(app, radio), handler))
 import sys
 
 from micropython import const
@@ -167,16 +168,24 @@ def _stdout_write(text):
     sys.stdout.write(text)
 
 
-async def serve(app, board):
-    # run the app with the USB console beside it; returns when the app returns
+async def serve(app, board, work=None, handler=None):
+    # run `work` (default app.run()) with the USB console beside it; returns
+    # when it returns. handler: the firmware's protocol Handler, shared with
+    # the radio (default: a new one over the board's identity store)
     import asyncio
 
-    from mbfw.main import build_console
+    if handler is None:
+        from mbfw.main import build_console
 
-    lc = LineConsole(build_console(app, board.fs), app, _stdout_write, board.soft_reset)
+        console = build_console(app, board.fs)
+    else:
+        from mbfw.console import Console
+
+        console = Console(handler)
+    lc = LineConsole(console, app, _stdout_write, board.soft_reset)
     _stdout_write(banner(board) + "\r\n" + PROMPT)
     task = asyncio.create_task(_reader(lc))
     try:
-        await app.run()
+        await (app.run() if work is None else work)
     finally:
         task.cancel()

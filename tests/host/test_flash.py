@@ -141,3 +141,28 @@ def test_doctor_reports_an_electrode_off(tmp_path):
         assert [ln for ln in p.stdout.splitlines() if "FLEX +" in ln][0].startswith("ok")
     finally:
         sim.kill()
+
+
+def test_usb_console_line_rules_on_the_firmware_side():
+    from mbfw.usbconsole import PROMPT, LineConsole
+
+    class FakeConsole:
+        def __init__(self) -> None:
+            self.lines: list[str] = []
+
+        def line(self, text: str) -> str:
+            self.lines.append(text)
+            return "OK got " + text
+
+    out: list[str] = []
+    reboots: list[int] = []
+    fc = FakeConsole()
+    lc = LineConsole(fc, None, out.append, lambda: reboots.append(1))
+    lc.feed(b"inf\x02o\r\n")          # control bytes dropped, CR submits, LF ignored
+    lc.feed(b"sta")
+    lc.feed(b"tuz\x7f\r")             # split input, backspace edits
+    assert fc.lines == ["info", "status"]
+    text = "".join(out)
+    assert text == "\r\nOK got info\r\n" + PROMPT + "\r\nOK got status\r\n" + PROMPT  # nothing echoed
+    lc.feed(b"half\x04")
+    assert reboots == [1] and "MPY: soft reboot" in "".join(out) and lc.line == bytearray()
