@@ -160,7 +160,7 @@ def test_usb_console_line_rules_on_the_firmware_side():
     lc = LineConsole(fc, None, out.append, lambda: reboots.append(1))
     lc.feed(b"inf\x02o\r\n")          # control bytes dropped, CR submits, LF ignored
     lc.feed(b"sta")
-    lc.feed(b"tuz\x7f\r")             # split input, backspace edits
+    lc.feed(b"tusz\x7f\r")            # split input, backspace edits
     assert fc.lines == ["info", "status"]
     text = "".join(out)
     assert text == "\r\nOK got info\r\n" + PROMPT + "\r\nOK got status\r\n" + PROMPT  # nothing echoed
