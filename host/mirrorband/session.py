@@ -22,6 +22,7 @@ decided the kind from the other band's log, replacing ``peer_unknown``) and
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -29,6 +30,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from mbfw.config import Config
+from mbfw.detector import FEAT_WIN, WIN_MS
 from mbfw.events import EV_NF, EV_OFFSET, EV_ONSET, EventError, unpack
 from mbfw.task import STEP_NONE, STEP_REST, STEP_WRITE_L, STEP_WRITE_R
 
@@ -269,29 +272,57 @@ def _steps_from_points(m: BandMarkers) -> list[dict[str, Any]]:
     return out
 
 
-def _coverage(spans: Sequence[tuple[float, float]], a: float, b: float) -> float:
-    if b <= a:
-        return 0.0
-    tot = 0.0
+def _active_windows(spans: Sequence[tuple[float, float]], k0: int, k1: int) -> int:
+    # how many 10 ms windows k0..k1 (session time k * 10 ms) have their midpoint in a span
+    ranges = []
     for s, e in spans:
-        lo, hi = max(s, a), min(e, b)
-        if hi > lo:
-            tot += hi - lo
-    return tot / (b - a)
+        a = max(k0, math.ceil((s * 1000 - WIN_MS / 2) / WIN_MS))
+        b = min(k1, math.ceil((e * 1000 - WIN_MS / 2) / WIN_MS) - 1)
+        if b >= a:
+            ranges.append((a, b))
+    n = 0
+    last = k0 - 1
+    for a, b in sorted(ranges):
+        a = max(a, last + 1)
+        if b >= a:
+            n += b - a + 1
+            last = b
+    return n
+
+
+def event_windows(e: dict[str, Any], onset_adj: int = Config.onset_adj,
+                  offset_adj: int = Config.offset_adj) -> tuple[int, int]:
+    """The first and last 10 ms window (session time) of an event, as its band counted them.
+
+    A band reports ``onset = k0 * 10 + onset_adj`` and ``offset = (k1 + 1) * 10 +
+    offset_adj`` ms; the classification looked at windows ``k0 .. k1``.
+    """
+    k0 = int(round((e["onset_s"] * 1000 - onset_adj) / WIN_MS))
+    k1 = int(round((e["offset_s"] * 1000 - offset_adj) / WIN_MS)) - 1
+    return k0, max(k0, k1)
 
 
 def reclassify(events: list[dict[str, Any]], steps: Sequence[dict[str, Any]],
                activity: dict[str, tuple[float, float, list[tuple[float, float]]]],
-               mirror_frac: int = MIRROR_FRAC) -> int:
+               mirror_frac: int = MIRROR_FRAC, onset_adj: int = Config.onset_adj,
+               offset_adj: int = Config.offset_adj) -> int:
     """Re-classify ``peer_unknown`` events in place; returns how many were decided.
 
     ``activity[hand]`` = (log start s, log end s, active spans in s) of each band
-    whose log is present. The band's own rule, with the other band's activity
-    now known: an artifact stays an artifact; in a ``REST`` step a burst is a
+    whose log is present, all in session time; the spans are the band's own
+    activity state (what its beacon carries: EMG or writing strokes above the
+    activity threshold, held for ``act_hold`` windows), *not* its events (a
+    writing hand reports no events during its own ``WRITE`` step).
+
+    The band's own rule (``mbfw.detector.finalize``), on its 10 ms windows: the
+    event covers windows ``k0 .. k1`` (its reported onset/offset minus the
+    band's ``onset_adj``/``offset_adj``); the step is the one in force at window
+    ``k0``. An artifact stays an artifact; in a ``REST`` step a burst is a
     ``burst``; otherwise (the other hand's ``WRITE`` step or no step) it is a
-    ``mirror`` when the other hand was active for at least 1/``mirror_frac`` of
-    the burst, else a ``burst``. Events whose span the other log does not cover
-    keep the band's decision and their ``peer_unknown`` mark.
+    ``mirror`` when the other hand was active in at least 1/``mirror_frac`` of
+    the event's windows (the first ``FEAT_WIN``), else a ``burst``. Events whose
+    windows the other log does not cover keep the band's decision and their
+    ``peer_unknown`` mark.
     """
     n = 0
     for e in events:
@@ -301,14 +332,16 @@ def reclassify(events: list[dict[str, Any]], steps: Sequence[dict[str, Any]],
         if other not in activity:
             continue
         lo, hi, spans = activity[other]
-        a, b = e["onset_s"], e["offset_s"]
-        if a < lo or b > hi:
+        k0, k1 = event_windows(e, onset_adj, offset_adj)
+        if k0 * WIN_MS < lo * 1000 - 0.5 or (k1 + 1) * WIN_MS > hi * 1000 + 0.5:
             continue
-        step = step_at(steps, a)
+        step = step_at(steps, k0 * WIN_MS / 1000.0)
         if step == "REST" or step == f"WRITE {e['hand']}":
             kind = "burst"
         else:
-            kind = "mirror" if _coverage(spans, a, b) * mirror_frac >= 1.0 else "burst"
+            k1 = min(k1, k0 + FEAT_WIN - 1)
+            act = _active_windows(spans, k0, k1)
+            kind = "mirror" if act * mirror_frac >= k1 - k0 + 1 else "burst"
         e["kind"] = kind
         del e["peer_unknown"]
         e["reclassified"] = True
