@@ -161,6 +161,6 @@ def test_eval_cli_scores_a_recording(sim_file):
 
 
 def test_demo_prints_a_readable_summary():
-    proc = cli("demo", "--seed", "3")
+    proc = cli("demo", "--summary", "--seed", "3")
     assert proc.returncode == 0, proc.stderr
     assert "mirror" in proc.stdout.lower() and "Traceback" not in proc.stderr
