@@ -1,33 +1,25 @@
 # The band application (asyncio): task state machine, block processing with
-# mbfw.pipeline, haptic cues at step changes, heartbeat LED, event log appends.
-# It is the `device` of mbfw.handler (info/status/now_us/set_time/set_task/
-# start_task/stop_task/calibrate/get_config/set_config/reboot).
-#
-# Injected: the board (clock, led, motor, battery, uid, name), a started-up
-# Sampler, the event log (mbfw.eventlog.EventLog API: append(rtype, payload)).
+# mbfw.pipeline, haptic cues at step changes, heartbeat LED, event log appends
+# (events, session markers, this band's ACTIVITY spans). It is the `device` of
+# mbfw.handler. Injected: the board (clock, led, motor, battery, uid, name), a
+# started-up Sampler, the event log (append(rtype, payload)).
 # States: IDLE -> (CALIBRATING ->) RUNNING step k -> DONE. Task change points
-# are (start_ms, kind) relative to the task start; a final STEP_NONE point is
-# the end of the task (without one, the task runs until stop_task()).
-#
-# Peer activity (mirror classification): peer_in is a PeerLink the other
-# band's activity arrives in (the BLE beacon receiver feeds it; before BLE the
-# virtual sim connects two bands directly); peer_out receives this band's
-# per-window activity after each block (the beacon sender, or the other band).
-# Without lockstep (the beacon), _process waits up to peer_wait_ms for the
-# peer's windows of a block (beacons arrive 20-50 ms late), then classifies
-# without them (events peer_unknown). session_hooks: f(started) at the start
-# and end of a session (the beacon glue starts/stops sender and receiver).
-# start_align_ms: a task starts at the next multiple of it on the synced band
-# clock (both bands started by the host within one period start together).
+# are (start_ms, kind) from the task start; a final STEP_NONE point ends it.
+# Peer activity: peer_in (a PeerLink) receives the other band's per-window
+# activity (beacon receiver, or the virtual sim directly); peer_out gets ours
+# after each block. Without lockstep, _process waits up to peer_wait_ms for the
+# peer's windows, then classifies without them (peer_unknown). session_hooks:
+# f(started); block_hooks: f(k0, hand, nw, step) after each block (live view);
+# start_align_ms: a task starts at the next multiple of it on the synced clock.
 import asyncio
 from array import array
 
 from micropython import const
 
 from mbfw import VERSION
+from mbfw import logrec as LR
 from mbfw.config import Config
 from mbfw.events import EV_NF, pack
-from mbfw.logrec import SESSION_START, SESSION_STOP, T_EVENT, T_SESSION, session_payload
 from mbfw.pipeline import Hand
 from mbfw.protocol import ERR_BUSY, CommandError
 from mbfw.task import STEP_NONE, STEP_REST, Task
@@ -44,6 +36,8 @@ CUE_DONE = const(3)         # three short pulses: task over
 _CUES = ((), ((150, 100), (150, 0)), ((400, 0),), ((120, 80), (120, 80), (120, 0)))
 _MOTOR_ON = const(45000)
 _LOFF_CH2 = const(0x0C)     # IN2P | IN2N: EXT electrodes off -> FLEX only
+LOFF_UNKNOWN = const(0x80)  # electrodes: no block sampled since boot
+_SPAN_EVERY = const(1000)   # ACTIVITY record of an open span every 10 s
 
 try:
     _sleep_ms = asyncio.sleep_ms    # type: ignore[attr-defined]
@@ -53,15 +47,9 @@ except AttributeError:      # CPython (virtual board)
 
 
 async def _wait_flag(flag, ms):
+    wf = getattr(asyncio, "wait_for_ms", None)
     try:
-        wf = asyncio.wait_for_ms    # type: ignore[attr-defined]
-    except AttributeError:
-        wf = None
-    try:
-        if wf is not None:
-            await wf(flag.wait(), ms)
-        else:
-            await asyncio.wait_for(flag.wait(), ms / 1000)
+        await (wf(flag.wait(), ms) if wf is not None else asyncio.wait_for(flag.wait(), ms / 1000))
         return True
     except asyncio.TimeoutError:
         return False
@@ -141,6 +129,11 @@ class App:
         self.peer_in = peer_in
         self.peer_out = []
         self.listeners = []         # live events: f(ev array) (BLE notify later)
+        self.block_hooks = []       # per block: f(k0, hand, nw, step) (BLE live envelope)
+        self.loff = LOFF_UNKNOWN    # lead-off bits (ADS1292R LOFF_STAT) of the last block
+        self.base = [0, 0]          # last FLEX / EXT resting baseline (envelope units)
+        self.span0 = -1             # first window of the open activity span
+        self.span_at = 0            # window of its last ACTIVITY record
         self.session_hooks = []     # f(started: bool)
         self.peer_wait_ms = 0       # beacon path: wait for the peer's windows
         self.start_align_ms = 0     # 0: start at once
@@ -158,6 +151,10 @@ class App:
 
     def status(self):
         return (self.state, self.step, battery_pct(self.board.battery.read_u16()))
+
+    def electrodes(self):
+        # (lead-off bits, FLEX and EXT baseline in 0.1 uV mean rectified; 0 unknown)
+        return self.loff, self.base[0] >> 3, self.base[1] >> 3
 
     def now_us(self):
         return self.clock.time_us()
@@ -231,6 +228,7 @@ class App:
         self.hand = None
         self.k = 0
         self.step = 0
+        self.span0 = -1
         self._task_points = points
         self.duration = duration_ms
         if self.peer_in is not None:
@@ -238,7 +236,7 @@ class App:
         kind = points[0][1] if points and points[0][0] == 0 else STEP_NONE
         self.state = ST_CALIBRATING if kind == STEP_REST else ST_RUNNING
         self.protocol_id = len(points)
-        self._session_record(SESSION_START, self.t0)
+        self._session_record(LR.SESSION_START, self.t0)
         self._cue_for(kind)
         self.sampler.start(duration_ms // 10 * 10)
         for f in self.session_hooks:
@@ -247,32 +245,29 @@ class App:
     def _session_record(self, what, t_ms):
         # start: t_ms = band time of window 0; stop: band time of the end
         unix_s = self.clock.time_us() // 1000000
-        p = session_payload(self.session, what, self.cfg.hand, self.protocol_id, t_ms,
+        p = LR.session_payload(self.session, what, self.cfg.hand, self.protocol_id, t_ms,
                             unix_s if unix_s > 0 else 0)
-        self.log.append(T_SESSION, p)
+        self.log.append(LR.T_SESSION, p)
 
     def _finish(self):
         h = self.hand
         if h is not None:
             h.finish()
             self._drain(h)
+        if self.span0 >= 0:
+            self._span(self.k, 0)
         self.hand = None
         self.state = ST_DONE
-        self._session_record(SESSION_STOP, self.t0 + self.k * 10)
+        self._session_record(LR.SESSION_STOP, self.t0 + self.k * 10)
         self._cue_for(-1)
         for f in self.session_hooks:
             f(False)
 
     def _cue_for(self, kind):
-        if kind == -1:
-            self.cue = CUE_DONE
-        elif kind == STEP_REST:
-            self.cue = CUE_REST
-        elif kind > STEP_REST:
-            self.cue = CUE_WRITE
-        else:
-            return
-        self.cue_flag.set()
+        c = CUE_DONE if kind == -1 else (CUE_REST if kind == STEP_REST else (CUE_WRITE if kind > STEP_REST else 0))
+        if c:
+            self.cue = c
+            self.cue_flag.set()
 
     def _new_hand(self, slot):
         s = self.sampler
@@ -287,7 +282,7 @@ class App:
         ev = self.ev
         while h.pop(ev):
             self.events += 1
-            self.log.append(T_EVENT, pack(ev))
+            self.log.append(LR.T_EVENT, pack(ev))
             for f in self.listeners:
                 f(ev)
 
@@ -301,6 +296,7 @@ class App:
         k0 = self.k
         m = s.take_imu(k0, nw)
         h.analyse(s.views[slot], n, s.imu_buf, m)
+        self.loff = s.loff_or[slot]
         s.release()
         for f in self.peer_out:
             f(k0, h.act_w, nw)
@@ -321,6 +317,24 @@ class App:
             self.step = st
             self.state = ST_RUNNING
             self._cue_for(h.step_w[nw - 1])
+        for c in range(h.nch):
+            self.base[c] = h.base[c].b
+        act = h.act_w
+        for w in range(nw):         # this band's activity spans (ACTIVITY records)
+            if act[w]:
+                if self.span0 < 0:
+                    self.span0 = self.span_at = k0 + w
+            elif self.span0 >= 0:
+                self._span(k0 + w, 0)
+        if self.span0 >= 0 and k0 + nw - self.span_at >= _SPAN_EVERY:
+            self._span(k0 + nw, 1)
+        for f in self.block_hooks:
+            f(k0, h, nw, st)
+
+    def _span(self, end, still_open):
+        self.log.append(LR.T_ACTIVITY, LR.activity_payload(self.session, self.span0, end, self.cfg.hand, still_open))
+        self.span_at = end
+        self.span0 = self.span0 if still_open else -1
 
     # --- tasks --------------------------------------------------------------
     async def _process(self):

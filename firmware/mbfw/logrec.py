@@ -10,6 +10,7 @@ from micropython import const
 T_EVENT = const(1)
 T_SESSION = const(2)
 T_SNIPPET = const(3)
+T_ACTIVITY = const(4)
 
 MAGIC = const(0xB14D)        # bytes 4D B1
 HDR = const(10)              # magic u16, length u16, seq u32, type u8, reserved u8 (= 0)
@@ -22,10 +23,13 @@ SNIP_HDR = const(8)
 STATE_SIZE = const(20)
 SESSION_START = const(1)
 SESSION_STOP = const(2)
+ACTIVITY_SIZE = const(16)
+ACT_OPEN = const(1)          # activity flag: span still open (end = progress so far)
 
 _HFMT = "<HHIBB"
 _SESS = "<IBBHiI"            # session id, start/stop, hand, protocol id, band ms, unix s
 _SNIP = "<iHBB"
+_ACT = "<IIIBBH"             # session id, first window, end window (excl.), hand, flags, 0
 _STATE = "<HBBIIII"          # magic "ST", version 1, 0, generation, acked seq, seq floor, CRC32
 _SMAGIC = const(0x5453)              # t0 band ms, rate Hz, channels, 0; then int16 samples
 
@@ -45,6 +49,8 @@ def len_ok(typ, n):
         return n == 24
     if typ == T_SESSION:
         return n == SESSION_SIZE
+    if typ == T_ACTIVITY:
+        return n == ACTIVITY_SIZE
     return typ == T_SNIPPET and SNIP_HDR <= n <= MAX_PAYLOAD and not (n - SNIP_HDR) & 1
 
 
@@ -95,6 +101,23 @@ def unpack_session(b):
     if f[1] not in (SESSION_START, SESSION_STOP) or f[2] > 1:
         raise LogError("bad session marker")
     return f
+
+
+def activity_payload(session_id, w0, w1, hand, flags):
+    # a writing-activity span: windows w0 .. w1-1 (10 ms) of the session
+    if not 0 <= w0 < w1 <= SEQ_LIMIT or hand > 1 or flags & ~ACT_OPEN:
+        raise LogError("bad activity span")
+    return struct.pack(_ACT, session_id, w0, w1, hand, flags, 0)
+
+
+def unpack_activity(b):
+    # -> (session id, first window, end window, hand, flags)
+    if len(b) != ACTIVITY_SIZE:
+        raise LogError("activity span must be 16 bytes")
+    f = struct.unpack(_ACT, b)
+    if not f[1] < f[2] or f[3] > 1 or f[4] & ~ACT_OPEN:
+        raise LogError("bad activity span")
+    return f[:5]
 
 
 def snippet_payload(t0_ms, rate_hz, nch, samples):
