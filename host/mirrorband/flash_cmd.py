@@ -164,7 +164,8 @@ class Band:
             with contextlib.redirect_stdout(io.StringIO()):
                 self.t = SerialTransport(port, baudrate=115200)
             # mpremote reads a pty byte by byte without a timeout: bound every read
-            self.t.serial.timeout = timeout
+            ser: Any = self.t.serial
+            ser.timeout = timeout
         except TransportError:
             if not Path(port).exists():
                 raise CliError(f"no serial port {port} (is the band plugged in?)") from None
@@ -185,8 +186,9 @@ class Band:
             # give the band back: leave the raw REPL and restart whatever it had
             with contextlib.suppress(Exception):
                 self.t.exit_raw_repl()
-                self.t.serial.write(b"\x04")
-                self.t.serial.flush()
+                ser: Any = self.t.serial
+                ser.write(b"\x04")
+                ser.flush()
         self.close()
 
     def raw(self) -> None:
