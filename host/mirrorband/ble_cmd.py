@@ -12,13 +12,14 @@ import argparse
 import asyncio
 import json
 import os
+import struct
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from .errors import CliError
-from .keystore import Keystore, data_dir
+from .keystore import Keystore
 
 ENV_SIM = "MIRRORBAND_SIM"
 ENV_HOST_HCI = "MIRRORBAND_HOST_HCI"
@@ -154,41 +155,84 @@ def cmd_pair(args: argparse.Namespace) -> int:
     return _run(args, body)
 
 
-def cmd_download(args: argparse.Namespace) -> int:
-    out_dir = Path(args.out) if args.out else data_dir() / "downloads"
+def _pending(store_dir: Path, band_id: str) -> Path:
+    d = store_dir / "incoming" / f"band-{band_id}"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
 
+
+def _read_pending(path: Path) -> list[tuple[int, int, bytes]]:
+    # decoded records kept between downloads: u32 seq, u8 type, u16 length, payload
+    out = []
+    data = path.read_bytes() if path.exists() else b""
+    i = 0
+    while i + 7 <= len(data):
+        seq, rtype, n = struct.unpack_from("<IBH", data, i)
+        if i + 7 + n > len(data):
+            break  # torn append: the band still has it (not acknowledged past it)
+        out.append((seq, rtype, data[i + 7:i + 7 + n]))
+        i += 7 + n
+    return out
+
+
+def cmd_download(args: argparse.Namespace) -> int:
     async def body(scanner: Any, client_backend: Any) -> int:
-        from .ble.download import download
+        from .ble.download import band_runs, download, ingest_runs
+        from .store import Store, StoreError
 
         ks = Keystore()
         bands = await _find(args, scanner)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for ad in bands[: (1 if args.band else 2)]:
-            link, rec = await _open(ad, client_backend, ks)
-            stem = out_dir / f"band-{rec.band_id}"
-            last_file = stem.with_suffix(".last")
-            start = int(last_file.read_text()) if last_file.exists() else 0
-            try:
-                with open(stem.with_suffix(".pages"), "ab") as pages, \
-                        open(stem.with_suffix(".records.jsonl"), "a") as recs:
-                    def on_page(raw: bytes, f: Any = pages) -> None:  # raw first, before parsing
-                        f.write(len(raw).to_bytes(2, "little") + raw)
-                        f.flush()
+        try:
+            store = Store(args.data_dir)
+        except StoreError as e:
+            raise CliError(str(e)) from None
+        with store:
+            for ad in bands[: (1 if args.band else 2)]:
+                link, rec = await _open(ad, client_backend, ks)
+                pend = _pending(store.dir, rec.band_id)
+                pages_f, recs_f, last_f = pend / "pages", pend / "records", pend / "last"
+                try:
+                    start = int(last_f.read_text()) if last_f.exists() else 0
+                except ValueError:
+                    start = 0
+                try:
+                    from mbfw import protocol as P
 
-                    def on_record(r: tuple[int, int, bytes], f: Any = recs) -> None:
-                        f.write(json.dumps({"seq": r[0], "type": r[1], "payload": r[2].hex()}) + "\n")
+                    fw = P.Info.from_bytes(await link.call(P.OP_INFO)).fw
+                    with open(pages_f, "ab") as pages, open(recs_f, "ab") as recs:
+                        def on_page(raw: bytes, f: Any = pages) -> None:  # raw first, before parsing
+                            f.write(len(raw).to_bytes(2, "little") + raw)
+                            f.flush()
 
-                    def progress(done: int, total: int, hand: str = rec.hand) -> None:
-                        _err(f"band {hand}: record {done}/{total}")
+                        def on_record(r: tuple[int, int, bytes], f: Any = recs) -> None:
+                            f.write(struct.pack("<IBH", r[0], r[1], len(r[2])) + r[2])
+                            f.flush()  # before the band is told it may free it
 
-                    res = await download(link, on_record, start_after=start, on_page=on_page,
-                                         progress=progress if not args.quiet else None)
-                    recs.flush()
-                    last_file.write_text(str(res.last_seq))
-            finally:
-                await link.close()
-            print(f"{rec.band_id}  hand {rec.hand}  {res.records} new records (up to #{res.last_seq}) "
-                  f"in {res.seconds:.1f} s -> {stem}.records.jsonl")
+                        def progress(done: int, total: int, hand: str = rec.hand) -> None:
+                            _err(f"band {hand}: record {done}/{total}")
+
+                        res = await download(link, on_record, start_after=start, on_page=on_page,
+                                             progress=progress if not args.quiet else None)
+                        recs.flush()
+                        last_f.write_text(str(res.last_seq))
+                finally:
+                    await link.close()
+                runs, outside = band_runs(_read_pending(recs_f))
+                try:
+                    sids = ingest_runs(store, rec.band_id, pages_f, runs, patient_id=rec.patient or None,
+                                       firmware_version=fw) if runs and pages_f.exists() else []
+                except StoreError as e:
+                    raise CliError(f"cannot store the download: {e}") from None
+                if all(r.stopped for r in runs):  # every task run is complete and stored
+                    pages_f.unlink(missing_ok=True)
+                    recs_f.unlink(missing_ok=True)
+                open_runs = sum(not r.stopped for r in runs)
+                print(f"{rec.band_id}  hand {rec.hand}  {res.records} new records (up to #{res.last_seq}) "
+                      f"in {res.seconds:.1f} s; "
+                      + (f"session(s) {', '.join(map(str, sids))}" if sids else "no task run")
+                      + (f"; {open_runs} task run still open (download again after it ends)" if open_runs
+                         else "")
+                      + (f"; {outside} records outside a task run" if outside else ""))
         return 0
 
     return _run(args, body)
@@ -218,11 +262,14 @@ def register(sub: Any) -> None:
 
     sp = sub.add_parser("download", help="download the bands' event logs (resumable)",
                         description="Download every new record from each band in range, one after the "
-                                    "other. Raw pages are written to disk before parsing; an interrupted "
-                                    "download resumes where it stopped. The band frees space only after "
-                                    "acknowledgement.")
+                                    "other, into the session store: raw pages are written to disk before "
+                                    "parsing and kept in the store; each task run becomes a session, "
+                                    "merged with the other band's log of the same run (see 'mirrorband "
+                                    "sessions'). An interrupted download resumes where it stopped. The "
+                                    "band frees space only after acknowledgement.")
     _common(sp)
     sp.add_argument("band", nargs="?", help="address, name, or hand (L/R) of one band")
-    sp.add_argument("--out", metavar="DIR", help="where to write (default: the data directory's downloads/)")
+    sp.add_argument("--data-dir", metavar="DIR",
+                    help="the session store (default: $MIRRORBAND_DATA_DIR, else the user data directory)")
     sp.add_argument("--quiet", action="store_true", help="no progress on stderr")
     sp.set_defaults(func=cmd_download)
