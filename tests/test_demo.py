@@ -1,5 +1,6 @@
-"""``mirrorband demo``: the virtual radio, two virtual bands and the BLE controller run a
-short session end to end in-process, and the command itself starts in a terminal and stops
+"""``mirrorband demo``: the timed virtual radio, the two real virtual bands (firmware on
+emulated sensors) and the BLE controller run a short session end to end in-process (live
+envelopes of both hands, events, download with the bands' activity spans), and the command itself starts in a terminal and stops
 everything on quit (no child process, no thread left)."""
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ def test_scripted_flow_pair_task_download(tmp_path: Path) -> None:
         frames = [f async for f in ctl.live()]
         seen["finished"] = frames[-1].finished
         seen["live"] = [e for f in frames for e in f.events]
+        seen["env"] = {h: [v for f in frames for v in f.envelopes.get(h, [])] for h in "LR"}
+        seen["status"] = [await ctl.band_status(i) for i in ctl.paired()]
         seen["results"] = await ctl.download()
         return 0
 
@@ -49,12 +52,18 @@ def test_scripted_flow_pair_task_download(tmp_path: Path) -> None:
     res = {r.hand: r for r in seen["results"]}
     assert res["L"].session_id == res["R"].session_id is not None
     assert sum(r.events for r in res.values()) == len(seen["live"])  # everything streamed was stored
-    assert (tmp_path / "keys.json").exists() and (tmp_path / "store").is_dir()
+    # live envelopes over BLE: about one value per 0.1 s of the 15 s task for each hand
+    for h in "LR":
+        assert 120 <= len(seen["env"][h]) <= 160, (h, len(seen["env"][h]))
+        assert max(seen["env"][h]) > 2.0  # writing shows above the resting baseline
+    for st in seen["status"]:  # electrodes known after a task: contact and a resting level
+        assert [c.lead_off for c in st.channels] == [False, False]
+        assert all(c.noise_uv is not None and c.noise_uv > 0 for c in st.channels), st.channels
+    assert (tmp_path / "keystore.json").exists() and (tmp_path / "store").is_dir()
     time.sleep(0.2)  # to_thread workers wind down
     left = [t for t in threading.enumerate() if t not in threads and not t.name.startswith("asyncio_")]
     assert left == []
-    # a second run reuses the demo keys (bands provisioned once) and still pairs
-    before = (tmp_path / "keys.json").read_bytes()
+    # a second run provisions the (erased) bands again in the same demo keystore and pairs
 
     async def pair_only(ctl: Any, _store: Path) -> int:
         for b in await ctl.scan(2.0):
@@ -62,7 +71,6 @@ def test_scripted_flow_pair_task_download(tmp_path: Path) -> None:
         return len(ctl.paired())
 
     assert asyncio.run(run_demo(tmp_path, body=pair_only)) == 2
-    assert (tmp_path / "keys.json").read_bytes()[:40] == before[:40]
 
 
 def _children(pid: int) -> list[int]:

@@ -14,12 +14,15 @@
 #   then up to MTU-4 bytes of the frame. A frame's own header gives its length.
 # A live event: 0xC0 | counter, then the 24-byte event (mbfw.events) + u32
 #   live counter + 16 bytes of HMAC-SHA256(command key, b"live" + both).
+# A live envelope (per 100 ms block, app.block_hooks): the same, with a 24-byte
+#   LIVE_ENV body (_ENV, unpack_env) for the event; dropped when > _BACKLOG wait.
 # With secure=True (a stack that can bond) the custom characteristics need an
 # encrypted link: an unpaired central reads Device Information and Battery only.
 # Notifications are queued; ENOMEM (controller buffers full) is retried by
 # pump(), which run() calls when woken and every few ms while data waits.
 import asyncio
 import struct
+import time
 
 from micropython import const
 
@@ -37,7 +40,9 @@ FRAG_LIVE = const(0x40)
 FRAG_CTR = const(0x3F)
 MAX_FRAME = const(557)       # protocol.HEADER + MAX_PAYLOAD + TAG
 LIVE_TAG = const(16)
-
+LIVE_ENV = const(0xE1)       # first byte of an envelope body (an event's is its hand, 0/1)
+_ENV = "<BBBBIHHHHB7x"       # marker, hand, step, windows, first window, max a, FLEX, EXT, act bits, loff
+_BACKLOG = const(6)
 _IRQ_CENTRAL_CONNECT = const(1)
 _IRQ_CENTRAL_DISCONNECT = const(2)
 _IRQ_GATTS_WRITE = const(3)
@@ -47,7 +52,6 @@ _IRQ_MTU_EXCHANGED = const(21)
 _IRQ_ENCRYPTION_UPDATE = const(28)
 _IRQ_GET_SECRET = const(29)
 _IRQ_SET_SECRET = const(30)
-
 _F_READ = const(0x0002)
 _F_WRITE_NR = const(0x0004)
 _F_WRITE = const(0x0008)
@@ -64,22 +68,22 @@ _NONE = const(-1)
 
 try:
     _sleep_ms = asyncio.sleep_ms  # type: ignore[attr-defined]
-except AttributeError:
+    from time import ticks_diff, ticks_ms  # type: ignore[attr-defined]
+except (AttributeError, ImportError):  # CPython (virtual band)
     def _sleep_ms(ms):
         return asyncio.sleep(ms / 1000)
 
+    def ticks_ms():
+        return int(time.time() * 1000)
 
-async def _wait(flag, ms):
-    # True when the flag was set, False after ms
+    def ticks_diff(a, b):
+        return a - b
+
+
+async def _wait(flag, ms):  # True when the flag was set, False after ms
+    wf = getattr(asyncio, "wait_for_ms", None)
     try:
-        wf = asyncio.wait_for_ms  # type: ignore[attr-defined]
-    except AttributeError:
-        wf = None
-    try:
-        if wf is not None:
-            await wf(flag.wait(), ms)
-        else:
-            await asyncio.wait_for(flag.wait(), ms / 1000)
+        await (wf(flag.wait(), ms) if wf is not None else asyncio.wait_for(flag.wait(), ms / 1000))
         return True
     except asyncio.TimeoutError:
         return False
@@ -109,6 +113,14 @@ def adv_data(uuid_bytes, hand, connectable=True, manufacturer=None):
     return bytes(out)
 
 
+def unpack_env(b):
+    # live envelope body (24 bytes) -> (hand, step, nw, k0, a, qf, qe, act bits, loff);
+    # ratios x16 of envelope over resting baseline (max over the block's windows)
+    if len(b) != 24 or b[0] != LIVE_ENV or b[1] > 1 or not 1 <= b[3] <= 16:
+        raise ValueError("not a live envelope")
+    return struct.unpack(_ENV, b)[1:10]
+
+
 def frame_len(buf, n):
     # total length of the frame whose first n bytes are in buf (0 = not known yet)
     if n < P.HEADER:
@@ -134,6 +146,8 @@ class BleService:
         self.beacon = None           # manufacturer bytes while beaconing
         self.on_scan = None          # f(adv_data memoryview) while scanning
         self.live_ctr = 0
+        self._env = bytearray(28)
+        self._refreshed = 0
         self.stats = [0, 0, 0, 0]    # notifications, notified bytes, ENOMEM, frames handled
         self._rx = bytearray(MAX_FRAME)
         self._rxn = 0
@@ -169,6 +183,9 @@ class BleService:
         ble.gatts_write(h_model, model.encode())
         ble.gatts_write(h_fw, fw.encode())
         self._uuid = bytes(U(SERVICE_UUID))
+        hooks = getattr(handler.device, "block_hooks", None)
+        if hooks is not None:
+            hooks.append(self.live_env)
         self.refresh()
 
     # --- advertising ---------------------------------------------------------
@@ -331,13 +348,29 @@ class BleService:
         tag = self.handler.identity.keys.cmd.digest(b"live", body)[:LIVE_TAG]
         self._queue(self.h_data, body + tag, True)
 
+    def live_env(self, k0, h, nw, step):
+        # an app block hook: the block's envelope ratios and activity to the host
+        if self.conn == _NONE or self.handler.identity.keys is None or len(self._out) > _BACKLOG:
+            return
+        a = qf = qe = act = 0
+        for w in range(nw):
+            a, qf, qe = max(a, h.a_w[w]), max(qf, h.qf_w[w]), max(qe, h.qe_w[w])
+            act |= h.act_w[w] << w
+        self.live_ctr += 1
+        dev = self.handler.device
+        b = self._env
+        struct.pack_into(_ENV + "I", b, 0, LIVE_ENV, self.hand, step & 255, nw, k0, a & 0xFFFF, qf & 0xFFFF,
+                         qe & 0xFFFF, act, getattr(dev, "loff", 0) & 255, self.live_ctr)
+        self._queue(self.h_data, bytes(b) + self.handler.identity.keys.cmd.digest(b"live", b)[:LIVE_TAG], True)
+
     def refresh(self):
-        # status and battery values (call every second or two)
+        # status (with electrodes when the app has them) and battery (every second)
         dev = self.handler.device
         try:
             st = dev.status()
             lg = self.handler.log.status()
-            v = P.encode(P.Status(st[0], st[1], st[2], lg[0], lg[1], lg[2], dev.now_us()))
+            el = dev.electrodes() if hasattr(dev, "electrodes") else (P.LOFF_UNKNOWN, 0, 0)
+            v = P.encode(P.StatusX(st[0], st[1], st[2], lg[0], lg[1], lg[2], dev.now_us(), el[0], *[min(x, 65535) for x in el[1:]]))
         except Exception:
             return
         self.ble.gatts_write(self.h_status, v)
@@ -355,7 +388,10 @@ class BleService:
             self.flag.clear()
             if self._req is not None:
                 continue
-            if not await _wait(self.flag, 1000):
+            await _wait(self.flag, 1000)
+            t = ticks_ms()
+            if ticks_diff(t, self._refreshed) >= 1000:
+                self._refreshed = t
                 self.refresh()
 
     def stop(self):

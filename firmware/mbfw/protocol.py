@@ -1,12 +1,9 @@
-# Wire protocol shared by the band and the host (one file, imported by both).
-# Transport-agnostic: a frame is bytes in, bytes out (BLE control point, USB
-# console hex mode, tests). Layout, opcodes and error codes: docs/protocol.md.
-# Frame (little-endian):
-#   0 magic 0xB5 | 1 version | 2 flags | 3 opcode | 4 status | 5-6 request id
-#   7-10 counter | 11-12 payload length | payload | 32-byte tag
-# tag = HMAC-SHA256(command key, header + payload) for authenticated frames;
-# SHA-256(header + payload) (a checksum, no secret) when FLAG_UNAUTH is set.
-# This module is a pure codec: tags are computed and checked by mbfw.security.
+# Wire protocol shared by the band and the host (one file, imported by both);
+# a pure, transport-agnostic codec (tags: mbfw.security). Layout, opcodes and
+# error codes: docs/protocol.md. Frame (little-endian): 0 magic 0xB5 | 1 version
+# | 2 flags | 3 opcode | 4 status | 5-6 request id | 7-10 counter | 11-12
+# payload length | payload | 32-byte tag = HMAC-SHA256(command key, header +
+# payload), or SHA-256 (no secret) when FLAG_UNAUTH is set.
 # MicroPython's bytes() ignores __bytes__: firmware encodes with encode(m).
 import struct
 
@@ -20,14 +17,11 @@ HEADER = const(13)
 TAG = const(32)
 MAX_PAYLOAD = const(512)
 _HDR = "<BBBBBHIH"
-
 FLAG_RESP = const(1)     # band -> host
 FLAG_UNAUTH = const(2)   # tag is a plain SHA-256 checksum (no key)
 _FLAGS_ALL = const(3)
-
 USB = const(0)
 BLE = const(1)
-
 OP_INFO = const(0x01)
 OP_STATUS = const(0x02)
 OP_TIME_GET = const(0x03)    # time-sync exchange: band clock now
@@ -45,7 +39,6 @@ OP_LOG_ERASE = const(0x0E)
 OP_REBOOT = const(0x0F)
 OP_PROVISION = const(0x10)   # USB only
 OP_LAST = const(0x10)
-
 OK = const(0)
 ERR_BAD_FRAME = const(1)
 ERR_BAD_VERSION = const(2)
@@ -63,7 +56,6 @@ ERR_CONFIRM = const(13)
 ERR_STORAGE = const(14)
 ERR_INTERNAL = const(15)
 ERR_LAST = const(15)
-
 ERROR_NAMES = ("ok", "bad frame", "unsupported protocol version", "bad length", "bad tag",
                "replayed counter", "unknown opcode", "value out of range", "band not provisioned",
                "wrong transport", "authentication required", "busy", "log full",
@@ -71,7 +63,6 @@ ERROR_NAMES = ("ok", "bad frame", "unsupported protocol version", "bad length", 
 OP_NAMES = ("", "info", "status", "time-get", "time-set", "task-set", "task-start", "task-stop",
             "calibrate", "config-get", "config-set", "log-range", "log-read", "log-ack",
             "log-erase", "reboot", "provision")
-
 TIME_ABS = const(0)   # TimeSet mode: set the band clock to value (us)
 TIME_ADJ = const(1)   # TimeSet mode: add value (us, signed) to the band clock
 MAX_TASK_STEPS = const(32)
@@ -84,6 +75,7 @@ _U32 = 0xFFFFFFFF
 PAGE_MAGIC = const(0xB6)
 PAGE_HEADER = const(14)
 PAGE_ENCRYPTED = const(1)
+LOFF_UNKNOWN = const(0x80)
 
 
 class ProtocolError(ValueError):
@@ -376,6 +368,13 @@ class Status(Packed):
     _F = "<BBBIIIq"
     _R = (("state", 0, 255), ("step", 0, 255), ("battery", 0, 100), ("used", 0, _U32),
           ("free", 0, _U32), ("pending", 0, _U32), ("now_us", -_I62, _I62))
+
+
+class StatusX(Packed):
+    # Status + electrodes (STATUS characteristic): lead-off bits (ADS1292R
+    # LOFF_STAT; LOFF_UNKNOWN before sampling), FLEX / EXT rest level 0.1 uV, 0 = unknown
+    _F = Status._F + "BHH"
+    _R = Status._R + (("loff", 0, 255), ("q_flex", 0, 0xFFFF), ("q_ext", 0, 0xFFFF))
 
 
 class LogRange(Packed):

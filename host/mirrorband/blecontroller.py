@@ -53,6 +53,19 @@ def _hand_word(hand: str | None) -> str:
     return {"L": "left", "R": "right"}.get(hand or "", "unknown")
 
 
+def electrode_quality(loff: int, q_flex: int, q_ext: int) -> tuple[ChannelQuality, ...]:
+    """Channel qualities from the band's status electrodes (docs/protocol.md, STATUS).
+
+    ``loff``: ADS1292R LOFF_STAT bits (IN1P, IN1N = FLEX; IN2P, IN2N = EXT; RLD = both),
+    0x80 when the band has not sampled since boot; ``q_*``: resting level, 0.1 uV (0 unknown).
+    """
+    if loff & 0x80:
+        return (ChannelQuality("FLEX", False, None), ChannelQuality("EXT", False, None))
+    rld = bool(loff & 0x10)
+    return (ChannelQuality("FLEX", rld or bool(loff & 0x03), q_flex / 10.0 if q_flex else None),
+            ChannelQuality("EXT", rld or bool(loff & 0x0C), q_ext / 10.0 if q_ext else None))
+
+
 def _radio_error(e: BaseException) -> ControllerError:
     text = str(e).splitlines()[0] if str(e) else type(e).__name__
     return ControllerError(f"Bluetooth is not usable ({text}). Switch Bluetooth on or plug in the "
@@ -70,6 +83,8 @@ class _Peer:
     lost: bool = False
     live: list[tuple[float, bytes]] = field(default_factory=list)
     t0_ms: float | None = None  # band ms of the task start, estimated from live events
+    env_next: int = 0  # first window of the next live envelope block expected
+    env_last: float = 0.0  # last envelope value (fills blocks the band dropped)
     last_seq: int = 0
     records: list[tuple[int, int, bytes]] = field(default_factory=list)
     pages: int = 0
@@ -239,10 +254,23 @@ class BleController(BandsController):
         total = st.used + st.free
         used = round(100.0 * st.used / total, 2) if total else 0.0
         state = "full" if st.free < 4096 else _STATE_NAMES.get(st.state, "idle")
-        chans = (ChannelQuality("FLEX", False, None), ChannelQuality("EXT", False, None))
+        chans = await self._electrodes(p)
         clock = None if p.rtt_us is None else round(p.rtt_us / 2000.0, 2)
         return BandStatus(band_id, p.hand, p.key.patient or None, True, st.battery, used, st.pending,
                           clock, p.fw, chans, state)
+
+    async def _electrodes(self, p: _Peer) -> tuple[ChannelQuality, ...]:
+        """Lead-off and resting level per channel from the band's STATUS characteristic."""
+        from mbfw import bleservice as S
+        from mbfw import protocol as P
+
+        unknown = (ChannelQuality("FLEX", False, None), ChannelQuality("EXT", False, None))
+        try:
+            raw = bytes(await p.link.ble.read_gatt_char(S.STATUS_UUID))
+            x = P.StatusX.from_bytes(raw)
+        except Exception:  # noqa: BLE001 - older firmware (27-byte status) or a dropped link
+            return unknown
+        return electrode_quality(x.loff, x.q_flex, x.q_ext)
 
     # --- task ---------------------------------------------------------------------------------
     def _paired_peers(self) -> list[_Peer]:
@@ -282,6 +310,7 @@ class BleController(BandsController):
         for p in peers:
             p.live.clear()
             p.t0_ms = None
+            p.env_next, p.env_last = 0, 0.0
             await self._call(p, P.OP_TASK_START, bytes(P.TaskStart(self._session)))
         self._t_start = time.monotonic()
         self._stop = False
@@ -306,6 +335,7 @@ class BleController(BandsController):
         return -1, None, 0.0
 
     async def live(self) -> AsyncIterator[LiveFrame]:
+        from mbfw import bleservice as S
         from mbfw import protocol as P
         from mbfw.events import EV_OFFSET, EV_ONSET, unpack
 
@@ -323,9 +353,13 @@ class BleController(BandsController):
             t = time.monotonic() - t_wall
             i, step, rem = self._step_at(t)
             frame = LiveFrame(min(t, duration), duration, i, step, rem)
+            frame.envelopes = {p.hand: [] for p in peers}
             for p in peers:
                 got, p.live = p.live, []
                 for arrived, ev in got:
+                    if ev[:1] == bytes((S.LIVE_ENV,)):
+                        self._envelope(p, ev, frame.envelopes[p.hand])
+                        continue
                     try:
                         f = list(unpack(ev))
                     except ValueError:
@@ -362,6 +396,23 @@ class BleController(BandsController):
                 yield frame
                 return
             yield frame
+
+    @staticmethod
+    def _envelope(p: _Peer, body: bytes, out: list[float]) -> None:
+        """One live envelope block -> FLEX ratio to the resting baseline, one value per 0.1 s."""
+        from mbfw import bleservice as S
+
+        try:
+            _hand, _step, nw, k0, _a, qf, _qe, _act, _loff = S.unpack_env(body)
+        except Exception:  # noqa: BLE001 - ValueError, struct.error on a damaged body
+            return
+        if k0 < p.env_next:
+            return  # repeated or out of order
+        missing = min((k0 - p.env_next) // 10, 50)  # blocks the band dropped under load
+        out.extend([p.env_last] * missing)
+        p.env_last = qf / 16.0
+        out.append(p.env_last)
+        p.env_next = k0 + nw
 
     # --- download -----------------------------------------------------------------------------
     def _dir(self) -> Path:
