@@ -40,7 +40,7 @@ MIN_SIM_EMG_RATE_HZ = 500.0
 MAX_SIM_EMG_RATE_HZ = 2048.0
 MAINS_CHOICES = (50, 60)
 #: Longest protocol simulate() accepts (memory grows with duration x rate).
-MAX_DURATION_S = 1200.0
+MAX_DURATION_S = 3600.0
 PROTOCOL_TEXTS = ("REST", "WRITE L", "WRITE R")
 
 
