@@ -107,8 +107,12 @@ def main(board=None):
         import board as board_module  # pyright: ignore[reportMissingImports]  # frozen in
 
         board = board_module.make()
+    from mbfw import usbconsole
+
     app = build(board)
-    radio = build_radio(app, board, build_handler(app, board.fs))
-    asyncio.run(run(app, radio))
+    # one handler for the radio and the USB console, so counters stay in step
+    handler = build_handler(app, board.fs)
+    radio = build_radio(app, board, handler)
+    asyncio.run(usbconsole.serve(app, board, run(app, radio), handler))
     if app.reboot_requested:
         board.reset()
