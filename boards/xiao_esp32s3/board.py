@@ -2,10 +2,10 @@
 # holds the same pin table for people and tools). make() builds the hardware
 # objects the firmware expects (mbfw.main.build, mbfw.app): nothing here runs
 # at import time, and the firmware never sees a pin number.
-import time
-
 import machine
 from micropython import const
+
+from mbfw.mcu import Board, Clock, bluetooth, uid
 
 NAME = "xiao_esp32s3"
 
@@ -25,25 +25,6 @@ _BUTTON = const(0)      # BOOT button, active low
 _VBAT = const(1)        # D0, BAT+ through a 1:2 divider
 
 
-class Clock:
-    # the firmware's clock: ticks from power-up, absolute time set by the host
-    # (time_us is kept by the RTC's microsecond counter, offset by set_time_us)
-    def __init__(self):
-        self._epoch = 0
-
-    def ticks_ms(self):
-        return time.ticks_ms()
-
-    def ticks_us(self):
-        return time.ticks_us()
-
-    def time_us(self):
-        return time.time_ns() // 1000 + self._epoch
-
-    def set_time_us(self, us):
-        self._epoch = us - time.time_ns() // 1000
-
-
 class Battery:
     # ADC with the ESP32's calibrated read_uv(), scaled so that read_u16()
     # means 0..3.3 V at the pin as mbfw.app.battery_pct expects
@@ -56,31 +37,6 @@ class Battery:
         return 65535 if v > 65535 else v
 
 
-class Board:
-    def __init__(self, **parts):
-        for k, v in parts.items():
-            setattr(self, k, v)
-
-    def reset(self):
-        machine.reset()
-
-    def soft_reset(self):
-        machine.soft_reset()
-
-
-def _uid():
-    import hashlib
-
-    return hashlib.sha256(b"mirrorband:" + machine.unique_id()).digest()[:8]
-
-
-def _bluetooth():
-    # the radio hook of mbfw.main.build_radio: a factory -> (module, BLE object)
-    import bluetooth
-
-    return bluetooth, bluetooth.BLE()
-
-
 def make(**options):
     from mbfw.fsio import OsFS
 
@@ -90,11 +46,11 @@ def make(**options):
     i2c = machine.I2C(_I2C_ID, scl=Pin(_SCL), sda=Pin(_SDA), freq=400000)
     motor = machine.PWM(Pin(_MOTOR, Pin.OUT, value=0), freq=200, duty_u16=0)
     return Board(
-        name=NAME, uid=_uid(), clock=Clock(),
+        name=NAME, uid=uid(), clock=Clock(),
         spi=spi, ads_cs=Pin(_ADS_CS, Pin.OUT, value=1), ads_drdy=Pin(_ADS_DRDY, Pin.IN, Pin.PULL_UP),
         ads_start=None, ads_reset=None,
         i2c=i2c, imu_int1=Pin(_IMU_INT1, Pin.IN),
         led=machine.Signal(Pin(_LED, Pin.OUT, value=1), invert=True),
         motor=motor, battery=Battery(_VBAT), button=Pin(_BUTTON, Pin.IN, Pin.PULL_UP),
-        fs=OsFS(), bluetooth=options.get("bluetooth", _bluetooth),
+        fs=OsFS(), bluetooth=options.get("bluetooth", bluetooth),
     )
