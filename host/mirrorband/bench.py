@@ -139,6 +139,14 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = print) -> d
     from .bench_log import run_log_bench
 
     result["event_log"] = run_log_bench(progress)
+    from .ble.bench import run_download_bench
+
+    n = 2000 if quick else 10_000
+    progress(f"downloading {n} events over the virtual radio (15 ms connection events, 4 packets each) ...")
+    try:
+        result["download"] = run_download_bench(n=n)
+    except Exception as e:  # a bench figure, not a crash: report it
+        result["download"] = {"error": f"{type(e).__name__}: {e}"}
     return result
 
 
@@ -220,4 +228,14 @@ def format_bench(r: dict) -> str:
             lines.append(f"  recovery on {label}: " + (f"FAILED ({x['error']})" if "error" in x
                          else f"{x['recover_s']} s, {x.get('records_read', '?')} records read back"))
         lines.append(f"  consistent: {'yes' if lg.get('consistent') else 'NO'}")
+    dl = r.get("download")
+    if dl:
+        if "error" in dl:
+            lines.append(f"BLE log download: FAILED ({dl['error']})")
+        else:
+            lines += [f"BLE log download ({dl['interval_ms']:g} ms connection events, {dl['packets_per_event']} packets, "
+                      f"MTU {dl['mtu']}):",
+                      f"  {dl['received']} of {dl['events']} events in {dl['seconds']} s ({dl['events_per_s']}/s), "
+                      f"{dl['pages']} pages",
+                      f"  efficiency: {dl['efficiency_data']} (data notifications), {dl['efficiency_all']} (all)"]
     return "\n".join(lines)

@@ -183,6 +183,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                          + " ".join(f"{h}={s}" for h, s in sorted(res.states.items())))
 
             res = await run_task(links, points, on_event=on_event, on_progress=on_progress, stop=stop)
+            # the band's log has no task steps: keep them for the download
+            from .ble.download import remember_task
+            from .store import data_dir
+
+            remember_task(data_dir(args.data_dir), res.session, points)
             _err(f"session {res.session}: {len(res.events)} live events; clock round trips "
                  + ", ".join(f"{h} {v / 1000:.1f} ms" for h, v in sorted(res.round_trips_us.items())))
         finally:
@@ -211,4 +216,7 @@ def register(sub: Any) -> None:
     rp.add_argument("--one", action="store_true", help="run on the first band found only")
     rp.add_argument("--json", action="store_true", help="events as JSON lines on stdout")
     rp.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    rp.add_argument("--data-dir", metavar="DIR",
+                    help="the session store the download goes to (default: $MIRRORBAND_DATA_DIR, "
+                         "else the user data directory)")
     rp.set_defaults(func=cmd_run, band=None)
