@@ -1,7 +1,8 @@
 """BleController against bands on the virtual radio (in-process hub): the firmware's
 BleService on mpble with the real Handler, Identity and EventLog, and a task stand-in that
 logs session markers and events like mbfw.app and streams them live. Then the TUI flow
-pair -> task -> download -> review (Pilot) on the same bands."""
+pair -> task (live envelopes of both hands) -> download -> review (Pilot) on the demo's real
+virtual bands (firmware on emulated sensors, timed virtual radio)."""
 
 from __future__ import annotations
 
@@ -164,6 +165,7 @@ def test_tui_flow_on_virtual_bands(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     from mirrorband import controller as C
     from mirrorband.demo import run_demo
     from mirrorband.tui import MirrorbandApp
+    from mirrorband.tui.plots import LiveEnvelopes
     from mirrorband.tui.session_view import SessionView
 
     from .helpers import until
@@ -188,6 +190,8 @@ def test_tui_flow_on_virtual_bands(tmp_path: Path, monkeypatch: pytest.MonkeyPat
             await until(pilot, lambda: "Write with your LEFT hand" in text(app, "#big"), 30)
             await until(pilot, lambda: "Done" in text(app, "#big"), 60)
             assert text(app, "#big") == "Done — 2 bands synced"
+            plot = app.screen.query_one(LiveEnvelopes)  # both hands drawn from the bands' live stream
+            assert all(len(plot.values[h]) >= 100 for h in "LR"), {h: len(plot.values[h]) for h in "LR"}
             await pilot.press("4")
             table = app.screen.query_one("#sessions", DataTable)
             await until(pilot, lambda: table.row_count == 1)
