@@ -106,4 +106,4 @@ class DownloadScreen(Screen[None]):
         if sids:
             log.write(f"[b]Saved as session {', '.join(map(str, sids))}.[/b] Press 4 to review it.")
         else:
-            log.write("The bands had nothing new. Run a session first (2).")
+            log.write("The bands had nothing new: sessions are copied when they end (4 Review shows them).")
