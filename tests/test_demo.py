@@ -23,8 +23,8 @@ from mirrorband.demo import run_demo
 
 pytestmark = [pytest.mark.timeout(120)]
 
-# the bands replay the standard protocol's recording from each task start (REST 15 s, then
-# WRITE L): this task ends 8 s into the left hand's writing
+# the simulated patient follows the task's steps (re-simulated for them): REST 15 s, then
+# the left hand writes for 8 s
 SHORT = (ProtocolStep("REST", 15), ProtocolStep("WRITE L", 8))
 
 

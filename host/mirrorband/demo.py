@@ -8,11 +8,12 @@ ADS1292R and LSM6DSOX, in real time, idle until the host starts a task), then th
 terminal UI with a :class:`mirrorband.blecontroller.BleController` on the radio's host
 controller -- the same BLE code path as real bands.
 
-The bands' sensors replay a simulated patient with moderate mirror dystonia of the right
-hand (``mirrorband simulate`` scenario ``moderate-R``, standard protocol: REST 15 s,
-WRITE L 60 s, REST 10 s, WRITE R 60 s, REST 10 s), from the start of each task the host
-starts; the firmware detects, logs and streams live what it sees. A shorter protocol plays
-the beginning of that recording.
+The bands' sensors see a simulated patient with moderate mirror dystonia of the right
+hand (``mirrorband simulate`` scenario ``moderate-R``) doing the task the host sets: a
+TASK_SET re-simulates the patient (same scenario and seed) for exactly its steps, on both
+bands, and the signals play from the task's start (prepared for the standard protocol:
+REST 15 s, WRITE L 60 s, REST 10 s, WRITE R 60 s, REST 10 s); the firmware detects, logs
+and streams live what it sees.
 
 The bands are provisioned at start with fresh 256-bit keys kept in the demo's own
 keystore (``<data dir>/demo/keystore.json``; flash under ``<data dir>/demo/flash``, empty

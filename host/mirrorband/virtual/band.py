@@ -34,6 +34,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+
 from mbfw.app import ST_CALIBRATING, ST_RUNNING, App, PeerLink
 from mbfw.config import HAND_L, HAND_R, Config
 from mbfw.fsio import PowerCut
@@ -43,7 +45,7 @@ from mbfw.main import run as run_firmware
 
 from .clock import TrueTime, VirtualClock
 from .flash import Flash
-from .signals import BandSignals
+from .signals import BandSignals, Session
 
 REPO = Path(__file__).resolve().parents[3]
 BOARD_PY = REPO / "boards" / "virtual" / "board.py"
@@ -70,9 +72,13 @@ class VirtualBand:
 
     def __init__(self, hand: str, signals: BandSignals, true: TrueTime, flash_dir: str | Path,
                  offset_us: int = 0, drift_ppm: float = 0.0, settings: dict[str, int] | None = None,
-                 bluetooth: Callable[[], Any] | None = None) -> None:
+                 bluetooth: Callable[[], Any] | None = None, session: Session | None = None) -> None:
         self.hand = hand
         self.signals = signals
+        # the simulated patient both bands observe: a task set with other points re-simulates
+        # it for them (Session.for_points, shared cache: both bands get the same signals)
+        self.session = session
+        self.notes: list[str] = []  # what the band could not follow (shown by the sim)
         self.true = true
         self.clock = VirtualClock(true, offset_us, drift_ppm)
         self.flash = Flash(flash_dir)
@@ -114,6 +120,8 @@ class VirtualBand:
         app = build(self.board)
         app.cfg = Config(hand=HAND_L if self.hand == "L" else HAND_R, **self.settings)
         app.peer_in = PeerLink()  # lockstep once a peer is wired (connect_peers)
+        if self.session is not None:
+            self._follow_tasks(app)
         handler = build_handler(app, self.board.fs)
         self.console = build_console(app, self.board.fs, handler)
         self.radio = build_radio(app, self.board, handler) if self.bluetooth is not None else None
@@ -125,6 +133,37 @@ class VirtualBand:
         for f in self.on_boot:
             f(self)
         return app
+
+    def _follow_tasks(self, app: App) -> None:
+        # the patient does what the task asks: when the firmware accepts a task (TASK_SET over
+        # BLE, the console or the sim), the sensors' inputs become the patient simulated for
+        # exactly those steps; they play from the start when the task starts (ADS1292R START,
+        # LSM6DSOX FIFO). A recording plays unchanged whatever the task (docs/virtual.md).
+        accept = app.set_task
+
+        def set_task(points: Any) -> None:
+            accept(points)  # validates; refuses while a task runs (nothing changes then)
+            self.follow(list(points))
+
+        setattr(app, "set_task", set_task)  # noqa: B010 - instance hook, the firmware is unchanged
+
+    def follow(self, points: list[tuple[int, int]]) -> bool:
+        """Feed the chips the session's patient doing the task ``points``; False if unchanged."""
+        if self.session is None:
+            return False
+        from ..recording import RecordingError
+
+        try:
+            variant = self.session.for_points(points)
+        except RecordingError as e:
+            self.notes.append(f"band {self.hand}: the simulated patient cannot follow this task ({e})")
+            return False
+        if variant is None or variant.bands[self.hand] is self.signals:
+            return False
+        self.signals = variant.bands[self.hand]
+        if self.board is not None:
+            feed_signals(self.board, self.signals)
+        return True
 
     async def _run(self, app: App) -> None:
         try:
@@ -244,6 +283,19 @@ class VirtualBand:
             out.extend(recs)
             seq = recs[-1][0] + 1
         return out
+
+
+def feed_signals(board: Any, signals: BandSignals) -> None:
+    """Replace the analog inputs of an idle band's emulated chips (they play from their next start)."""
+    ads = board.ads_emu
+    ads.emg_uv = np.asarray(signals.emg_uv, dtype=np.float64)
+    ads._data_key = None  # noqa: SLF001 - the codes are computed again at START
+    ads._status_dirty = True  # noqa: SLF001
+    imu = board.imu_emu
+    if imu is not None and signals.acc_g is not None and signals.gyr_dps is not None:
+        imu.acc_g = np.asarray(signals.acc_g, dtype=np.float64)
+        imu.gyr_dps = np.asarray(signals.gyr_dps, dtype=np.float64)
+        imu._key = None  # noqa: SLF001 - the FIFO words are computed again
 
 
 def connect_peers(a: VirtualBand, b: VirtualBand) -> None:

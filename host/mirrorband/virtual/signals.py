@@ -25,6 +25,7 @@ from ..bandio import HandStream, band_settings, streams, task_points
 from ..recording import HANDS, Recording, RecordingError
 
 MAX_MINUTES = 20.0
+OPEN_STEP_S = 60.0  # simulated length of the last step of a task without an end
 
 
 @dataclass
@@ -52,6 +53,36 @@ class Session:
     settings: dict[str, int]
     notes: list[str] = field(default_factory=list)
     recording: Recording | None = None
+    #: the ``mirrorband simulate`` scenario, seed and mains frequency this session was simulated
+    #: from (None for a recording): a task with another protocol re-simulates the patient
+    scenario: str | None = None
+    seed: int = 0
+    mains_hz: int = 50
+    _variants: dict[tuple[tuple[int, int], ...], Session] = field(default_factory=dict, repr=False)
+
+    def for_points(self, points: list[tuple[int, int]] | tuple[tuple[int, int], ...]) -> Session | None:
+        """This patient doing the task ``points`` (firmware change points, from the task start).
+
+        For a simulated session: the same scenario and seed simulated for exactly that
+        protocol (this session itself when the points are its own), cached so that both bands
+        get the same signals. For a recording: None (the recording plays as it is).
+        """
+        key = tuple((int(t), int(k)) for t, k in points)
+        if self.scenario is None:
+            return None
+        if key == tuple(self.points):
+            return self
+        hit = self._variants.get(key)
+        if hit is None:
+            from ..simulate import simulate
+
+            protocol = points_protocol(key)
+            rec = simulate(self.scenario, seed=self.seed, mains_hz=self.mains_hz, protocol=protocol)
+            rec.name = f"{self.scenario} (seed {self.seed})"
+            hit = from_recording(rec, rec.name)
+            hit.scenario, hit.seed, hit.mains_hz = self.scenario, self.seed, self.mains_hz
+            self._variants[key] = hit
+        return hit
 
     @property
     def n_samples(self) -> int:
@@ -77,6 +108,30 @@ def _band(s: HandStream) -> BandSignals:
         acc = s.acc / 1000.0
         gyr = s.gyr / 10.0
     return BandSignals(s.hand, emg, s.nch > 1, acc, gyr)
+
+
+def points_protocol(points: tuple[tuple[int, int], ...] | list[tuple[int, int]]) -> list[tuple[str, float]]:
+    """Firmware task points -> the ``simulate`` protocol a patient follows for them.
+
+    One protocol step per point (as ``mirrorband task run`` and the TUI send them). A gap
+    without a step (STEP_NONE before the last point) is spent at rest; a task without an
+    end (last point not STEP_NONE) gets :data:`OPEN_STEP_S` of its last step. Raises
+    :class:`RecordingError` for points that do not describe a task.
+    """
+    from mbfw.task import STEP_NONE, STEP_REST, STEP_WRITE_L, STEP_WRITE_R
+
+    texts = {STEP_REST: "REST", STEP_WRITE_L: "WRITE L", STEP_WRITE_R: "WRITE R", STEP_NONE: "REST"}
+    pts = [(int(t), int(k)) for t, k in points]
+    if not pts or pts[0][0] != 0:
+        raise RecordingError("task points must start at 0 ms")
+    if pts[-1][1] != STEP_NONE:
+        pts.append((pts[-1][0] + int(OPEN_STEP_S * 1000), STEP_NONE))
+    out: list[tuple[str, float]] = []
+    for (t, kind), (t1, _) in zip(pts, pts[1:], strict=False):
+        if kind not in texts or t1 <= t:
+            raise RecordingError(f"bad task point ({t} ms, kind {kind})")
+        out.append((texts[kind], (t1 - t) / 1000.0))
+    return out
 
 
 def from_recording(rec: Recording, name: str | None = None) -> Session:
@@ -113,7 +168,9 @@ def from_scenario(scenario: str, seed: int = 0, minutes: float | None = None, ma
         protocol = session_protocol(affected, minutes * 60.0)
     rec = simulate(scenario, seed=seed, mains_hz=mains_hz, protocol=protocol)
     rec.name = f"{scenario} (seed {seed})"
-    return from_recording(rec, rec.name)
+    session = from_recording(rec, rec.name)
+    session.scenario, session.seed, session.mains_hz = scenario, seed, mains_hz
+    return session
 
 
 def from_edf(path: str | Path) -> Session:

@@ -208,7 +208,8 @@ async def run_sim(session, root: Path, fast: bool, until_done: bool, seed: int,
         b = VirtualBand(hand, session.bands[hand], world.true, flash,
                         offset_us=rng.randrange(1_000_000, 60_000_000), drift_ppm=rng.uniform(-20, 20),
                         settings=session.settings,
-                        bluetooth=radio.bluetooth(hand) if radio is not None else None)
+                        bluetooth=radio.bluetooth(hand) if radio is not None else None,
+                        session=session)
         b.flash.erase()
         bands[hand] = world.add(b)
     consoles = []
@@ -249,6 +250,9 @@ async def run_sim(session, root: Path, fast: bool, until_done: bool, seed: int,
         reported = False
         while not driver.done():
             done, _ = await asyncio.wait(waits, timeout=0.5)
+            for b in bands.values():
+                while b.notes:
+                    _progress(b.notes.pop(0))
             if stop_event is not None and stop_event.is_set():
                 world.stop()
                 await driver
@@ -346,6 +350,9 @@ async def _main(args, session, root: Path, p: Path, state: dict[str, Any]) -> di
         if args.idle:
             _progress("bands idle, waiting for a host (mirrorband task run NAME --sim); "
                       "stop with Ctrl-C or: mirrorband sim stop")
+            if session.scenario is None:
+                _progress(f"{session.name}: a recording plays from its start whatever task the host "
+                          "sets (its own steps: " + _steps_text(session.points) + ")")
         else:
             _progress(f"playing {session.name}: {session.duration_s:.0f} s, "
                       f"{'fast' if args.fast else 'real time'}; stop with Ctrl-C or: mirrorband sim stop")
@@ -357,6 +364,15 @@ async def _main(args, session, root: Path, p: Path, state: dict[str, Any]) -> di
         await radio.close()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+def _steps_text(points: list[tuple[int, int]]) -> str:
+    from .signals import points_protocol
+
+    try:
+        return ", ".join(f"{t} {s:g} s" for t, s in points_protocol(points))
+    except Exception:  # noqa: BLE001 - a recording without usable task annotations
+        return "none"
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
