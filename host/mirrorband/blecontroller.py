@@ -6,8 +6,10 @@ connect, bond where the band asks for it, find which provisioned key (keystore) 
 answers to, and set its clock; status from the protocol's STATUS request; task set,
 start (after a clock sync of every band) and stop over the protocol; live frames from the
 bands' authenticated live-event stream plus a status poll; resumable log download whose
-raw pages are written to disk before parsing and whose records are stored with
-:func:`mirrorband.session.ingest_band_pages`.
+raw pages are written to disk before parsing and whose task runs (events, the task steps
+remembered at the start, the band's activity spans) are stored with
+:func:`mirrorband.ble.download.ingest_runs`, as ``mirrorband download`` does: the merged
+session re-classifies ``peer_unknown`` events from the other band's activity.
 
 ``scanner_backend`` / ``client_backend`` are handed unchanged to bleak: ``None`` for the
 platform's adapters, or the Bumble classes of
@@ -18,7 +20,6 @@ platform's adapters, or the Bumble classes of
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -424,19 +425,10 @@ class BleController(BandsController):
         return d
 
     def _remember_task(self, session: int, points: list[tuple[int, int]]) -> None:
-        f = self._dir() / "ble-tasks.json"
-        try:
-            tasks = json.loads(f.read_text())
-        except (OSError, ValueError):
-            tasks = {}
-        tasks[str(session)] = points
-        f.write_text(json.dumps(dict(list(tasks.items())[-50:])))
+        # the band's log does not carry the task steps: keep them for the download
+        from .ble.download import remember_task
 
-    def _task_points(self, session: int) -> list[tuple[int, int]]:
-        try:
-            return [tuple(x) for x in json.loads((self._dir() / "ble-tasks.json").read_text())[str(session)]]
-        except (OSError, ValueError, KeyError):
-            return []
+        remember_task(self._dir().parent, session, points)
 
     async def download(self, progress: Callable[[DownloadProgress], object] | None = None) -> list[DownloadResult]:
         from .ble.download import download
@@ -475,46 +467,32 @@ class BleController(BandsController):
         return results
 
     def _ingest(self, p: _Peer) -> DownloadResult:
+        """Store what was downloaded from ``p``: each task run with its events, the task steps
+        remembered at its start and the band's activity spans, merged with the other band's log
+        (``peer_unknown`` events are re-classified there), as ``mirrorband download`` does."""
         from mbfw.events import EV_KIND, unpack
-        from mbfw.logrec import SESSION_START, T_EVENT, T_SESSION, unpack_session
 
+        from .ble.download import band_runs, ingest_runs
         from .replay import KIND_NAMES
-        from .session import BandMarkers, ingest_band_pages
         from .store import Store, StoreError
 
-        runs: dict[int, dict[str, Any]] = {}
-        cur: dict[str, Any] | None = None
-        for _seq, rtype, payload in p.records:
-            if rtype == T_SESSION:
-                sid, what, _hand, _proto, clock_ms, unix_s = unpack_session(payload)
-                if what == SESSION_START:
-                    cur = runs.setdefault(sid, {"start": clock_ms, "end": clock_ms, "unix": unix_s, "ev": []})
-                elif sid in runs:
-                    runs[sid]["end"] = clock_ms
-                    cur = None
-            elif rtype == T_EVENT and cur is not None:
-                ev = unpack(payload)
-                cur["ev"].append(ev)
-                cur["end"] = max(cur["end"], ev[5])
+        runs, _outside = band_runs(p.records)
         counts: dict[str, int] = {}
-        sid_out = None
+        sids: list[int] = []
         try:
             with Store(self.store_dir) as st:
-                for sid, run in runs.items():
-                    pts = [(run["start"] + t, k) for t, k in self._task_points(sid)]
-                    started = datetime.fromtimestamp(run["unix"]).isoformat(timespec="seconds") \
-                        if run["unix"] else self.now().isoformat(timespec="seconds")
-                    m = BandMarkers(sid, p.hand, started, run["start"], run["end"],
-                                    [(t, k) for t, k in pts if t <= run["end"]], [], 0.0,
-                                    p.key.patient or None, p.fw)
+                if runs:
                     assert p.raw_path is not None
-                    sid_out = ingest_band_pages(st, p.key.band_id, p.raw_path, run["ev"], m)
-                    for ev in run["ev"]:
-                        counts[KIND_NAMES[ev[EV_KIND]]] = counts.get(KIND_NAMES[ev[EV_KIND]], 0) + 1
+                    sids = ingest_runs(st, p.key.band_id, p.raw_path, runs, patient_id=p.key.patient or None,
+                                       firmware_version=p.fw)
         except StoreError as e:
             raise ControllerError(f"cannot store the download: {e}") from None
-        n = sum(len(r["ev"]) for r in runs.values())
-        res = DownloadResult(p.id, p.hand, p.pages, n, counts, sid_out)
+        for run in runs:
+            for ev in run.events:
+                name = KIND_NAMES[unpack(ev)[EV_KIND]]
+                counts[name] = counts.get(name, 0) + 1
+        n = sum(len(r.events) for r in runs)
+        res = DownloadResult(p.id, p.hand, p.pages, n, counts, sids[-1] if sids else None)
         p.records, p.pages, p.raw_path = [], 0, None
         return res
 

@@ -15,7 +15,15 @@ from pathlib import Path
 import pytest
 
 from mbfw import events
-from mbfw.logrec import SESSION_START, SESSION_STOP, T_EVENT, T_SESSION, session_payload
+from mbfw.logrec import (
+    SESSION_START,
+    SESSION_STOP,
+    T_ACTIVITY,
+    T_EVENT,
+    T_SESSION,
+    activity_payload,
+    session_payload,
+)
 from mirrorband.blecontroller import BleController
 from mirrorband.controller import BandLost, ControllerError, ProtocolStep
 from mirrorband.keystore import BandKey, Keystore
@@ -37,10 +45,14 @@ class TaskBand(Band):
     """A harness band whose task start records a short session: a START marker, mirror
     events of its hand each 300 ms (logged and streamed live), a STOP marker at the end."""
 
-    def __init__(self, radio: Radio, name: str, root: Path, hand: int, n_events: int = 4) -> None:
+    def __init__(self, radio: Radio, name: str, root: Path, hand: int, n_events: int = 4,
+                 kind: int = events.KIND_MIRROR, flags: int = 0,
+                 activity: list[tuple[int, int]] | None = None) -> None:
         super().__init__(radio, name, root, hand=hand, key=None)
         self.identity.provision(_key(name), hand, "demo-001")
         self.n_events = n_events
+        self.kind, self.flags = kind, flags  # of the events it logs
+        self.activity = activity or []  # its own activity spans (windows from the start) to log
         self.run_task: asyncio.Task | None = None
         dev = self.device
         dev.start_task = self._start  # type: ignore[method-assign]
@@ -61,12 +73,14 @@ class TaskBand(Band):
         self.log.append(T_SESSION, session_payload(session, SESSION_START, self.hand, 3, t0 & 0x3FFFFFFF,
                                                    dev.now_us() // 1_000_000))
         rng = random.Random(session + self.hand)
+        for w0, w1 in self.activity:
+            self.log.append(T_ACTIVITY, activity_payload(session, w0, w1, self.hand, 0))
         end = t0 + round(sum(p[0] for p in dev.points[-1:]))
         try:
             for i in range(self.n_events):
                 await asyncio.sleep(0.3)
                 on = t0 + 1000 + i * 300
-                ev = events.pack([self.hand, 1, 0, 0, on & 0x3FFFFFFF, (on + 150) & 0x3FFFFFFF,
+                ev = events.pack([self.hand, self.kind, self.flags, 0, on & 0x3FFFFFFF, (on + 150) & 0x3FFFFFFF,
                                   rng.randint(40, 200), rng.randint(100, 5000), 20, -1, 1])
                 self.log.append(T_EVENT, ev)
                 self.service.live_event(ev)
@@ -128,6 +142,47 @@ async def test_pair_task_live_download_into_store(tmp_path: Path) -> None:
             assert rows.fetchone()[0] == 8
         again = await ctl.download()
         assert [r.events for r in again] == [0, 0]
+    finally:
+        await ctl.close()
+        for b in bands:
+            await b.stop()
+        await radio.close()
+
+
+@pytest.mark.asyncio
+async def test_download_carries_activity_spans_steps_and_reclassifies_peer_unknown(tmp_path: Path) -> None:
+    """The right band lost the left one's beacon: its events (1.0-2.05 s, in the WRITE L step) are
+    bursts marked peer_unknown. The left band's log has its writing activity (0.9-2.5 s): after
+    both downloads the merged session decides them as mirror (as ``mirrorband download``)."""
+    radio = Radio()
+    ks = Keystore(tmp_path / "keys.json")
+    left = TaskBand(radio, "MB-L", tmp_path / "MB-L", 0, n_events=0, activity=[(90, 250)])
+    right = TaskBand(radio, "MB-R", tmp_path / "MB-R", 1, kind=events.KIND_BURST, flags=events.FLAG_PEER_UNKNOWN)
+    bands = []
+    for b, name in ((left, "MB-L"), (right, "MB-R")):
+        ks.put(BandKey(b.device.band_id.hex(), _key(name), "LR"[b.hand], "demo-001", active=True))
+        bands.append(await b.start())
+    ctl = _controller(radio, tmp_path, ks)
+    try:
+        for b in await ctl.scan(2.0):
+            await ctl.pair(b.id)
+        await ctl.set_task(SHORT)
+        await ctl.start_task()
+        frames = [f async for f in ctl.live()]
+        assert frames[-1].finished
+        assert [e["kind"] for f in frames for e in f.events] == ["burst"] * 4  # as the band said live
+        res = await ctl.download()
+        sid = res[0].session_id
+        assert sid is not None and sid == res[1].session_id
+        with Store(tmp_path / "store") as st:
+            steps = [(s["kind"], s["onset_s"], s["offset_s"]) for s in st.steps(sid)]
+            assert steps == [("REST", 0.0, 1.0), ("WRITE L", 1.0, 2.0), ("WRITE R", 2.0, 3.5)]
+            evs = st.events(sid)
+            key = st.db.execute("SELECT band_key FROM sessions WHERE id = ?", (sid,)).fetchone()[0]
+            logs = {lg["hand"]: lg for lg in st.band_logs(key)}
+        assert [(e["hand"], e["kind"], e.get("reclassified"), "peer_unknown" in e) for e in evs] == [
+            ("R", "mirror", True, False)] * 4
+        assert logs["L"]["markers"]["activity"], logs["L"]["markers"]
     finally:
         await ctl.close()
         for b in bands:
