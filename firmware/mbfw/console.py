@@ -1,7 +1,7 @@
 # The band's USB console: a line in, text out (pure; the board or the virtual
 # band's pty feeds it). Every answer ends with one line starting with OK, ERR
 # or CONFIRM, so a host can read up to it:
-#   info | status                      OK info key=value ... / OK status ...
+#   info | status                      OK info key=value ... / OK status ... (with electrodes)
 #   provision <hex key> <L|R> <patient> OK provisioned ... or, on a band that
 #                                      already has a key: CONFIRM <token> ...
 #   confirm <token>                    re-provision (wipes the log)
@@ -12,6 +12,7 @@
 import struct
 
 from mbfw import protocol as P
+from mbfw.handler import STATUS_X
 from mbfw.security import seal
 
 _HELP = ("commands: info | status | provision <64 hex key> <L|R> <patient> | confirm <token>"
@@ -63,12 +64,13 @@ class Console:
                     % (_hex(i.band_id), i.provisioned, _HANDS[i.hand], i.patient or "-", i.fw,
                        i.board or "-", i.features & 1, P.VERSION))
         if cmd == "status" and len(words) == 1:
-            code, pl = self._call(P.OP_STATUS)
+            code, pl = self._call(P.OP_STATUS, bytes((STATUS_X,)))
             if code:
                 return self._err(code)
-            s = P.Status.from_bytes(pl)
+            s = P.StatusX.from_bytes(pl)
+            # electrodes: lead-off bits (0x80 not sampled yet), rest levels 0.1 uV (0 unknown)
             return ("OK status state=%d step=%d battery=%d used=%d free=%d pending=%d clock_us=%d"
-                    % s.values())
+                    " loff=0x%02x rest_flex=%d rest_ext=%d" % s.values())
         if cmd == "provision":
             if len(words) != 4 or len(words[1]) != 64 or words[2].upper() not in ("L", "R"):
                 return self._err(P.ERR_RANGE, "usage: provision <64 hex key> <L|R> <patient>")

@@ -16,6 +16,7 @@
 # device: the band app (issue 4) provides
 #   info() -> (band_id: 8 bytes, board: str, fw: str)
 #   status() -> (state, step, battery_pct)          small ints
+#   electrodes() -> (lead-off bits, FLEX, EXT rest level 0.1 uV)  optional (STATUS_X)
 #   now_us() -> int                                  band clock, us
 #   set_time(us)                                     absolute band clock
 #   set_task(points)                                 [(start_ms, kind)], kinds of mbfw.task
@@ -31,12 +32,15 @@
 #   (ERR_LOG_FULL / ERR_STORAGE)
 import struct
 
+from micropython import const
+
 from mbfw import protocol as P
 from mbfw.config import FIELD_NAMES, Config
 from mbfw.logrec import LogError, LogFull
 from mbfw.security import DEFAULT_CTR, seal, seal_page, sha256, verify
 
 _UNAUTH_OK = (P.OP_INFO, P.OP_STATUS, P.OP_PROVISION)
+STATUS_X = const(1)  # OP_STATUS payload: answer with protocol.StatusX (status + electrodes)
 
 
 def _status_of(log):
@@ -122,16 +126,26 @@ class Handler:
         op = req.op
         pl = req.payload
         dev = self.device
-        if op == P.OP_INFO or op == P.OP_STATUS or op == P.OP_CONFIG_GET or op == P.OP_LOG_RANGE \
+        if op == P.OP_INFO or op == P.OP_CONFIG_GET or op == P.OP_LOG_RANGE \
                 or op == P.OP_TIME_GET or op == P.OP_TASK_STOP or op == P.OP_LOG_ERASE or op == P.OP_REBOOT:
             if pl:
                 raise P.ProtocolError(P.ERR_BAD_LENGTH, "no payload expected")
         if op == P.OP_INFO:
             return P.encode(self.info())
         if op == P.OP_STATUS:
+            # no payload: protocol.Status (every host); STATUS_X: protocol.StatusX, the same
+            # fields followed by the electrodes (a band before this answers ERR_BAD_LENGTH)
+            if len(pl) > 1:
+                raise P.ProtocolError(P.ERR_BAD_LENGTH, "status takes 0 or 1 byte")
+            if pl and pl[0] != STATUS_X:
+                raise P.ProtocolError(P.ERR_RANGE, "status: unknown variant")
             st = dev.status()
             lg = _status_of(self.log)
-            return P.encode(P.Status(st[0], st[1], st[2], lg.used, lg.free, lg.pending, dev.now_us()))
+            if not pl:
+                return P.encode(P.Status(st[0], st[1], st[2], lg.used, lg.free, lg.pending, dev.now_us()))
+            el = dev.electrodes() if hasattr(dev, "electrodes") else (P.LOFF_UNKNOWN, 0, 0)
+            return P.encode(P.StatusX(st[0], st[1], st[2], lg.used, lg.free, lg.pending, dev.now_us(),
+                                      el[0] & 255, min(el[1], 0xFFFF), min(el[2], 0xFFFF)))
         if op == P.OP_TIME_GET:
             return P.encode(P.TimeNow(dev.now_us()))
         if op == P.OP_TIME_SET:

@@ -269,7 +269,7 @@ class BleController(BandsController):
         try:
             raw = bytes(await p.link.ble.read_gatt_char(S.STATUS_UUID))
             x = P.StatusX.from_bytes(raw)
-        except Exception:  # noqa: BLE001 - older firmware (27-byte status) or a dropped link
+        except Exception:  # noqa: BLE001 - older firmware (23-byte status) or a dropped link
             return unknown
         return electrode_quality(x.loff, x.q_flex, x.q_ext)
 

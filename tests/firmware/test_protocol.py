@@ -21,7 +21,7 @@ def test_golden_vectors_and_checks_under_cpython():
 
 def test_vector_table_is_complete_and_fixed():
     names = [name for name, _ in golden.VECTORS]
-    assert len(names) == len(set(names)) == 13
+    assert len(names) == len(set(names)) == 15
     # the header layout of docs/protocol.md, byte by byte
     raw = bytes.fromhex(dict(golden.VECTORS)["frame_time_set"])
     assert raw[0] == 0xB5 and raw[1] == 1 and raw[2] == 0 and raw[3] == P.OP_TIME_SET and raw[4] == 0
@@ -93,3 +93,39 @@ def test_response_direction_is_authenticated():
 def test_names_cover_every_code_and_opcode():
     assert len(P.ERROR_NAMES) == P.ERR_LAST + 1 and len(P.OP_NAMES) == P.OP_LAST + 1
     assert P.error_name(99) == "error 99"
+
+
+def _usb(h, op, payload=b""):
+    return P.Frame.from_bytes(h.handle(seal(P.Frame(op, payload, 1, 0), None), P.USB))
+
+
+def test_status_with_electrodes_is_additive():
+    # no payload: the 28-byte Status every host parses; STATUS_X: StatusX (status, then electrodes)
+    from mbfw.console import Console
+    from mbfw.handler import STATUS_X, Handler
+    from mbfw.identity import Identity, MemStore
+
+    dev = golden.Device()
+    h = Handler(dev, golden.Log(3), Identity(MemStore()))
+    plain = _usb(h, P.OP_STATUS)
+    assert plain.status == P.OK and len(plain.payload) == 23
+    st = P.Status.from_bytes(plain.payload)
+    assert (st.state, st.step, st.battery) == (1, 0, 90)
+    x = _usb(h, P.OP_STATUS, bytes((STATUS_X,)))
+    assert x.status == P.OK and len(x.payload) == 28 and x.payload[:23] == plain.payload
+    sx = P.StatusX.from_bytes(x.payload)
+    assert (sx.loff, sx.q_flex, sx.q_ext) == (0x0C, 1234, 0xFFFF)  # 70000 capped
+    assert _usb(h, P.OP_STATUS, b"\x02").status == P.ERR_RANGE
+    assert _usb(h, P.OP_STATUS, b"\x01\x00").status == P.ERR_BAD_LENGTH
+    # a device without electrodes() (older app): not sampled, levels unknown
+    class OldDevice:
+        status = golden.Device.status
+        now_us = golden.Device.now_us
+        clock = 5
+
+    sx = P.StatusX.from_bytes(_usb(Handler(OldDevice(), golden.Log(3), Identity(MemStore())), P.OP_STATUS,
+                                   bytes((STATUS_X,))).payload)
+    assert (sx.loff, sx.q_flex, sx.q_ext, sx.now_us) == (P.LOFF_UNKNOWN, 0, 0, 5)
+    line = Console(h).line("status")
+    assert line.startswith("OK status state=1 step=0 battery=90 ")
+    assert line.endswith(" loff=0x0c rest_flex=1234 rest_ext=65535"), line

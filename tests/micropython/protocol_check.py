@@ -40,7 +40,61 @@ VECTORS = (
      "b6010000040000000500000028006465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f808182838485868788898a8bceca89b0a9c36177e50dd727bd4d3a0c8281c695e95b0d63efee8f6d3e2f9a47"),
     ("hmac_rfc4231_2",
      "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"),
+    ("status_x",
+     "020357e8030000d00700000500000015cd5b07000000000cd204ffff"),
+    ("live_env",
+     "e101030a3930000090017c011900f0030c000000000000004d000000f8ed09922814467e9dcb424eeb71a329"),
 )
+# live envelope block of ENV_HAND (the fields bleservice.unpack_env gives back)
+ENV_FIELDS = (1, 3, 10, 12345, 400, 380, 25, 0x3F0, 0x0C)
+ENV_CTR = 77
+
+
+class _EnvHand:
+    # per-window ratios x16 and activity bits of one block (mbfw.app Hand attributes)
+    a_w = (100, 400, 90, 80, 70, 60, 50, 40, 30, 20)
+    qf_w = (380, 10, 10, 10, 10, 10, 10, 10, 10, 10)
+    qe_w = (1, 2, 3, 25, 4, 5, 6, 7, 8, 9)
+    act_w = (0, 0, 0, 0, 1, 1, 1, 1, 1, 1)
+
+
+class _EnvService:
+    # what BleService.live_env uses of its instance: a connected, provisioned band
+    def __init__(self, keys):
+        class _Id:
+            pass
+
+        class _Dev:
+            loff = 0x0C
+
+        class _Handler:
+            identity = _Id()
+            device = _Dev()
+
+        _Handler.identity.keys = keys
+        self.handler = _Handler()
+        self.conn = 0
+        self._out = []
+        self.live_ctr = ENV_CTR - 1
+        self.hand = 1
+        self._env = bytearray(28)
+        self.h_data = 9
+        self.sent = []
+
+    def _queue(self, handle, data, live):
+        self.sent.append((handle, data, live))
+
+
+def live_env_frame(keys):
+    # the band's own packer (BleService.live_env) on a stand-in instance
+    import gc
+
+    gc.collect()
+    from mbfw.bleservice import BleService
+
+    svc = _EnvService(keys)
+    BleService.live_env(svc, ENV_FIELDS[3], _EnvHand(), ENV_FIELDS[2], ENV_FIELDS[1])
+    return svc.sent[0][1]
 
 
 def build(ctr):
@@ -63,7 +117,34 @@ def build(ctr):
         "page_encrypted": seal_page(k, 3, 5, BODY, ctr),
         "page_plain": seal_page(k, 4, 5, BODY, None),
         "hmac_rfc4231_2": Hmac(b"Jefe").digest(b"what do ya want for nothing?"),
+        "status_x": P.encode(P.StatusX(2, 3, 87, 1000, 2000, 5, 123456789, 0x0C, 1234, 65535)),
     }
+
+
+def check_live_env():
+    # the LIVE_ENV vector: built by the band's packer, decoded by bleservice.unpack_env
+    # (kept out of run(): importing mbfw.bleservice loads asyncio, ~11 KB of heap)
+    from mbfw.bleservice import LIVE_TAG, unpack_env
+
+    fails = []
+    n = 1
+    k = Keys(KEY)
+    env = bytes.fromhex(dict(VECTORS)["live_env"])
+    if live_env_frame(k) != env:
+        fails.append("live_env")
+    n += 1
+    if len(env) != 24 + 4 + LIVE_TAG or tuple(unpack_env(env[:24])) != ENV_FIELDS \
+            or struct.unpack("<I", env[24:28])[0] != ENV_CTR \
+            or env[28:] != k.cmd.digest(b"live", env[:28])[:LIVE_TAG]:
+        fails.append("live_env fields")
+    for bad in (env[:23], b"\x00" + env[1:24], env[:3] + b"\x00" + env[4:24]):
+        n += 1
+        try:
+            unpack_env(bad)
+            fails.append("live_env accepts a bad body")
+        except ValueError:
+            pass
+    return fails, n
 
 
 def _code(fn, *args):
@@ -83,6 +164,8 @@ def run(ctr=DEFAULT_CTR):
     for name, hexs in VECTORS:
         if ctr is None and name == "page_encrypted":
             continue  # a port without cryptolib cannot build it
+        if name == "live_env":
+            continue  # needs mbfw.bleservice (asyncio): checked by check_live_env (run_handler)
         n += 1
         if got[name] != bytes.fromhex(hexs):
             fails.append(name)
@@ -95,12 +178,18 @@ def run(ctr=DEFAULT_CTR):
             verify(f, k)
             if P.encode(f) != b:
                 fails.append("roundtrip " + name)
-    pairs = ((P.Info, "info"), (P.Status, "status"), (P.LogRange, "log_range"))
+    pairs = ((P.Info, "info"), (P.Status, "status"), (P.LogRange, "log_range"), (P.StatusX, "status_x"))
     for cls, name in pairs:
         n += 1
         b = bytes.fromhex(dict(VECTORS)[name])
         if P.encode(cls.from_bytes(b)) != b:
             fails.append("decode " + name)
+    # StatusX is additive: the status fields first, then the electrodes
+    n += 1
+    sx = bytes.fromhex(dict(VECTORS)["status_x"])
+    if sx[:len(bytes.fromhex(dict(VECTORS)["status"]))] != bytes.fromhex(dict(VECTORS)["status"]) \
+            or P.StatusX.from_bytes(sx).values()[7:] != (0x0C, 1234, 65535):
+        fails.append("status_x fields")
     # pages: open, and any flipped bit is caught
     for name in ("page_encrypted", "page_plain"):
         page = bytes.fromhex(dict(VECTORS)[name])
@@ -168,6 +257,9 @@ class Device:
 
     def now_us(self):
         return self.clock
+
+    def electrodes(self):
+        return 0x0C, 1234, 70000  # the handler caps rest levels at 0xFFFF
 
     def set_time(self, us):
         self.clock = us
@@ -253,6 +345,14 @@ def run_handler(ctr=DEFAULT_CTR, mutants=3000):
             body = open_page(k, r.payload, ctr)[1]
             if len(body) != 224 or struct.unpack_from("<II", body, 8) != (4, 28):
                 fails.append("log page")
+    # STATUS with the STATUS_X byte: the status fields, then the electrodes
+    from mbfw.handler import STATUS_X
+
+    r = P.Frame.from_bytes(h.handle(seal(P.Frame(P.OP_STATUS, bytes((STATUS_X,)), 7, 0), None), P.USB))
+    if r.status != P.OK or P.StatusX.from_bytes(r.payload).values()[7:] != (0x0C, 1234, 0xFFFF):
+        fails.append(f"status_x {r.status}")
+    fe, _ = check_live_env()
+    fails += fe
     seed = 12345
     codes = 0
     for i in range(mutants):
