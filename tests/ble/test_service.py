@@ -59,6 +59,8 @@ async def test_request_response_and_download_at_mtu(tmp_path: Path, mtu: int) ->
         assert band.log.status()[5] == 300  # the band saw the acknowledgement
         frag = link.stats.data_frame_bytes / (link.stats.data_notifications * (mtu - 3))
         assert frag >= 0.9, frag
+        st = await link.read_status()  # the STATUS characteristic (long read at MTU 23), refreshed ~1/s
+        assert isinstance(st, P.StatusX) and st.values()[4] > 0  # with electrodes; free bytes
     await adapter.close()
     await band.stop()
     await radio.close()

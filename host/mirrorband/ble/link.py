@@ -334,8 +334,14 @@ class BandLink:
                 pending = self.client.request(op, payload, authenticated)
                 return self.client.response(pending, await self.exchange(pending.frame, pending.req_id))
 
-    async def read_status(self) -> P.Status:
-        """The status characteristic (needs an encrypted link on bonding bands)."""
+    async def read_status(self) -> P.Status | P.StatusX:
+        """The status characteristic (needs an encrypted link on bonding bands).
+
+        :class:`~mbfw.protocol.StatusX` (with electrodes) from bands that send it,
+        :class:`~mbfw.protocol.Status` from older firmware.
+        """
         if self.ble is None:
             raise LinkLost("not connected")
-        return P.Status.from_bytes(bytes(await self.ble.read_gatt_char(S.STATUS_UUID)))
+        raw = bytes(await self.ble.read_gatt_char(S.STATUS_UUID))
+        extended = len(raw) == struct.calcsize(P.StatusX._F)  # pyright: ignore[reportPrivateUsage]
+        return (P.StatusX if extended else P.Status).from_bytes(raw)
