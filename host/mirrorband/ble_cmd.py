@@ -71,7 +71,9 @@ def _run(args: argparse.Namespace, body: Callable[[Any, Any], Awaitable[int]]) -
     except BleakError as e:
         raise CliError(f"bluetooth: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     except (OSError, EOFError, ConnectionError) as e:
-        raise CliError(f"bluetooth adapter unavailable: {e}") from None
+        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or type(e).__name__
+        raise CliError(f"no usable Bluetooth adapter (switch Bluetooth on or plug the adapter in; "
+                       f"--sim for the virtual bands): {why}") from None
 
 
 async def _find(args: argparse.Namespace, scanner: Any) -> list[Any]:
