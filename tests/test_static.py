@@ -38,7 +38,7 @@ _PURE_OK = {"array", "struct", "micropython", "mbfw", "binascii", "hashlib", "cr
 # I/O modules also reach the file system, the clock, the scheduler, the radio
 # and the board factory (hardware objects are injected, never created at import)
 _IO_OK = _PURE_OK | {"os", "time", "asyncio", "bluetooth", "board", "machine"}
-_IO_MODULES = {"fsio", "eventlog", "identity", "app", "sampler", "main", "bleservice", "console", "usbconsole", "mcu"}
+_IO_MODULES = {"fsio", "eventlog", "identity", "app", "sampler", "main", "bleservice", "console", "usbconsole", "mcu", "aio"}
 
 
 def test_firmware_has_no_host_or_hardware_imports():

@@ -18,6 +18,7 @@ from micropython import const
 
 from mbfw import VERSION
 from mbfw import logrec as LR
+from mbfw.aio import flag, sleep_ms, wait_flag
 from mbfw.config import Config
 from mbfw.events import EV_NF, pack
 from mbfw.pipeline import Hand
@@ -38,30 +39,6 @@ _MOTOR_ON = const(45000)
 _LOFF_CH2 = const(0x0C)     # IN2P | IN2N: EXT electrodes off -> FLEX only
 LOFF_UNKNOWN = const(0x80)  # electrodes: no block sampled since boot
 _SPAN_EVERY = const(1000)   # ACTIVITY record of an open span every 10 s
-
-try:
-    _sleep_ms = asyncio.sleep_ms    # type: ignore[attr-defined]
-except AttributeError:      # CPython (virtual board)
-    def _sleep_ms(ms):
-        return asyncio.sleep(ms / 1000)
-
-
-async def _wait_flag(flag, ms):
-    wf = getattr(asyncio, "wait_for_ms", None)
-    try:
-        await (wf(flag.wait(), ms) if wf is not None else asyncio.wait_for(flag.wait(), ms / 1000))
-        return True
-    except asyncio.TimeoutError:
-        return False
-
-
-def _flag():
-    # set from the DRDY handler: a ThreadSafeFlag on MicroPython
-    try:
-        return asyncio.ThreadSafeFlag()
-    except AttributeError:  # CPython: the virtual board calls handlers on the loop
-        return asyncio.Event()
-
 
 class PeerLink:
     # activity of the other band per window of the session (a ring)
@@ -112,7 +89,7 @@ class App:
         self.sampler = sampler
         self.log = log
         self.cfg = cfg if cfg is not None else Config()
-        self.flag = _flag()
+        self.flag = flag()
         sampler.notify = self.flag.set
         self.cue_flag = asyncio.Event()
         self.cue = 0
@@ -201,7 +178,7 @@ class App:
         # wait for the next multiple of start_align_ms of the synced clock
         a = self.start_align_ms * 1000
         now = self.clock.time_us()
-        await _sleep_ms((a - now % a) // 1000 + 1)
+        await sleep_ms((a - now % a) // 1000 + 1)
         self._starting = None
         if not self.stopped:
             self._begin(session_id, points, duration_ms)
@@ -362,7 +339,7 @@ class App:
         left = self.peer_wait_ms
         while left > 0 and not peer.gone and peer.upto < upto and not self.stopped:
             peer.flag.clear()
-            left -= 2 if await _wait_flag(peer.flag, 10) else 10
+            left -= 2 if await wait_flag(peer.flag, 10) else 10
 
     async def _haptics(self):
         motor = self.board.motor
@@ -371,19 +348,19 @@ class App:
             self.cue_flag.clear()
             for on, off in _CUES[self.cue]:
                 motor.duty_u16(_MOTOR_ON)
-                await _sleep_ms(on)
+                await sleep_ms(on)
                 motor.duty_u16(0)
                 if off:
-                    await _sleep_ms(off)
+                    await sleep_ms(off)
 
     async def _heartbeat(self):
         led = self.board.led
         while not self.stopped:
             led.value(1)
-            await _sleep_ms(40)
+            await sleep_ms(40)
             led.value(0)
             busy = self.state in (ST_CALIBRATING, ST_RUNNING)
-            await _sleep_ms(960 if busy else 2960)
+            await sleep_ms(960 if busy else 2960)
 
     async def run(self):
         # until reboot(): the band's main loop

@@ -20,13 +20,12 @@
 # encrypted link: an unpaired central reads Device Information and Battery only.
 # Notifications are queued; ENOMEM (controller buffers full) is retried by
 # pump(), which run() calls when woken and every few ms while data waits.
-import asyncio
 import struct
-import time
 
 from micropython import const
 
 from mbfw import protocol as P
+from mbfw.aio import flag, sleep_ms, ticks_diff, ticks_ms, wait_flag
 
 SERVICE_UUID = "7a3f0001-5d1e-4b5e-9f63-6d6972726f72"
 CONTROL_UUID = "7a3f0002-5d1e-4b5e-9f63-6d6972726f72"
@@ -65,36 +64,6 @@ _BEACON_US = const(30000)    # 20-50 ms while a task runs
 _RETRY_MS = const(5)
 _SCAN_US = const(30000)
 _NONE = const(-1)
-
-try:
-    _sleep_ms = asyncio.sleep_ms  # type: ignore[attr-defined]
-    from time import ticks_diff, ticks_ms  # type: ignore[attr-defined]
-except (AttributeError, ImportError):  # CPython (virtual band)
-    def _sleep_ms(ms):
-        return asyncio.sleep(ms / 1000)
-
-    def ticks_ms():
-        return int(time.time() * 1000)
-
-    def ticks_diff(a, b):
-        return a - b
-
-
-async def _wait(flag, ms):  # True when the flag was set, False after ms
-    wf = getattr(asyncio, "wait_for_ms", None)
-    try:
-        await (wf(flag.wait(), ms) if wf is not None else asyncio.wait_for(flag.wait(), ms / 1000))
-        return True
-    except asyncio.TimeoutError:
-        return False
-
-
-def _flag():
-    try:
-        return asyncio.ThreadSafeFlag()
-    except AttributeError:  # CPython (virtual band): IRQs run on the loop
-        return asyncio.Event()
-
 
 def _field(out, kind, value):
     out.extend(struct.pack("BB", len(value) + 1, kind))
@@ -157,7 +126,7 @@ class BleService:
         self._out = []               # [handle, bytes, offset, live] being sent
         self._txc = 0
         self._nbuf = bytearray(MTU - 3)
-        self.flag = _flag()
+        self.flag = flag()
         self.stopped = False
         ble.active(True)
         ble.config(gap_name=name)
@@ -383,12 +352,12 @@ class BleService:
         while not self.stopped:
             busy = self.poll()
             if busy:
-                await _sleep_ms(_RETRY_MS)
+                await sleep_ms(_RETRY_MS)
                 continue
             self.flag.clear()
             if self._req is not None:
                 continue
-            await _wait(self.flag, 1000)
+            await wait_flag(self.flag, 1000)
             t = ticks_ms()
             if ticks_diff(t, self._refreshed) >= 1000:
                 self._refreshed = t
