@@ -10,13 +10,14 @@ from pathlib import Path
 HOST = Path(__file__).resolve().parents[2] / "host" / "mirrorband"
 UI_ONLY = {"tui", "tui_cmd"}
 SCRIPTS = {"_mpy_runner"}  # run as programs (read sys.argv), not imported
+MICROPYTHON = {"mpscripts"}  # scripts for the MicroPython unix port, never imported by CPython
 
 
 def core_modules() -> list[str]:
     out = []
     for p in sorted(HOST.rglob("*.py")):
         rel = p.relative_to(HOST).with_suffix("")
-        if rel.parts[0] in UI_ONLY or rel.name == "__main__" or rel.name in SCRIPTS:
+        if rel.parts[0] in UI_ONLY | MICROPYTHON or rel.name == "__main__" or rel.name in SCRIPTS:
             continue
         parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
         out.append(".".join(("mirrorband", *parts)))
