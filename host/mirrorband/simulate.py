@@ -227,6 +227,14 @@ class _Occupancy:
     def add(self, ev: _Event) -> None:
         self.spans.append((ev.onset, ev.tail))
 
+    def place(self, ev: _Event, out: list[_Event]) -> bool:
+        """Add ``ev`` to ``out`` if it keeps clear of the others; whether it did."""
+        if not self.free(ev.onset, ev.tail):
+            return False
+        self.add(ev)
+        out.append(ev)
+        return True
+
 
 def _episodes(rng: np.random.Generator, on: float, off: float) -> list[tuple[float, float]]:
     eps = []
@@ -291,9 +299,7 @@ def _plan_mirror(rng, sev: Severity, w: _Write, hand: str, occ: _Occupancy, affe
             dur = min(_loguniform(rng, dlo, dhi), w.off - 0.2 - t)
             amp = centre * math.exp(rng.normal(0.0, MIRROR_AMP_JITTER))
             ev = _mirror_event(rng, hand, _ms(t), _ms(dur), amp, sev, (lo, hi))
-            if occ.free(ev.onset, ev.tail):
-                occ.add(ev)
-                out.append(ev)
+            occ.place(ev, out)
             t = _writing_time_at(w.episodes, ev.tail + MIN_GAP_S + rng.exponential(mean_extra), rng)
     else:
         rate = _u(rng, sev.rate_per_min) * sev.unaffected_rate_factor
@@ -308,9 +314,7 @@ def _plan_mirror(rng, sev: Severity, w: _Write, hand: str, occ: _Occupancy, affe
                 if dur < dlo:
                     continue
                 ev = _mirror_event(rng, hand, _ms(t), _ms(dur), lo * _u(rng, (1.0, 1.5)), sev, (lo, hi))
-                if occ.free(ev.onset, ev.tail):
-                    occ.add(ev)
-                    out.append(ev)
+                if occ.place(ev, out):
                     break
     return out
 
@@ -340,9 +344,7 @@ def _plan_voluntary(rng, hand: str, windows: list[tuple[float, float]], occ: _Oc
                         "move": True,  # smooth out-and-back movement over the burst
                     },
                 )
-                if occ.free(ev.onset, ev.tail):
-                    occ.add(ev)
-                    out.append(ev)
+                if occ.place(ev, out):
                     break
     return out
 
@@ -395,9 +397,7 @@ def _plan_artifacts(rng, hand: str, windows: list[tuple[float, float]], occ: _Oc
             if b - a < dur:
                 continue
             ev = _Event(TRUTH_ARTIFACT, hand, _ms(_u(rng, (a, b - dur))), _ms(dur), p)
-            if occ.free(ev.onset, ev.tail):
-                occ.add(ev)
-                out.append(ev)
+            if occ.place(ev, out):
                 break
     return out
 
