@@ -66,3 +66,35 @@ async def until(pilot: Any, cond: Callable[[], bool], timeout: float = 30.0) -> 
         if loop.time() > end:
             raise AssertionError("timed out waiting for the UI")
         await pilot.pause(0.05)
+
+
+def text(app: Any, selector: str) -> str:
+    """The rendered text of a Static on the current screen ("" while the screen is being pushed)."""
+    from textual.css.query import NoMatches
+    from textual.widgets import Static
+
+    try:
+        return str(app.screen.query_one(selector, Static).render())
+    except NoMatches:
+        return ""
+
+
+async def pair_both(pilot: Any) -> None:
+    """Bands screen: scan, wait for both bands, pair all, wait until both are paired and ready."""
+    from textual.widgets import DataTable
+
+    app = pilot.app
+    await pilot.press("s")
+    await until(pilot, lambda: app.screen.query_one("#bands-table", DataTable).row_count == 2)
+    await pilot.press("a")
+    await until(pilot, lambda: "paired and ready" in text(app, "#bands-msg"))
+
+
+async def start_protocol(pilot: Any, name: str) -> None:
+    """Session screen: choose the protocol ``name`` and start it."""
+    from textual.widgets import Select
+
+    await pilot.press("2")
+    pilot.app.screen.query_one("#protocol", Select).value = name
+    await pilot.pause()
+    await pilot.press("s")

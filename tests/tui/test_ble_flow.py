@@ -215,7 +215,7 @@ async def test_unprovisioned_and_lost_band_say_what_to_do(tmp_path: Path) -> Non
 
 def test_tui_flow_on_virtual_bands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Pilot: scan, pair both, a short guided task, download, review -- the demo's bands over BLE."""
-    from textual.widgets import DataTable, Select
+    from textual.widgets import DataTable
 
     from mirrorband import controller as C
     from mirrorband.demo import run_demo
@@ -223,8 +223,7 @@ def test_tui_flow_on_virtual_bands(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     from mirrorband.tui.plots import LiveEnvelopes
     from mirrorband.tui.session_view import SessionView
 
-    from .helpers import until
-    from .test_flows import text
+    from .helpers import pair_both, start_protocol, text, until
 
     name = "Test (12 s)"
     monkeypatch.setitem(C.PROTOCOLS, name, (ProtocolStep("REST", 2), ProtocolStep("WRITE L", 5),
@@ -233,15 +232,9 @@ def test_tui_flow_on_virtual_bands(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     async def flow(ctl: BleController, store_dir: Path) -> int:
         app = MirrorbandApp(ctl, store_dir)
         async with app.run_test(size=(80, 24)) as pilot:
-            await pilot.press("s")
-            await until(pilot, lambda: app.screen.query_one("#bands-table", DataTable).row_count == 2)
-            await pilot.press("a")
-            await until(pilot, lambda: "paired and ready" in text(app, "#bands-msg"))
+            await pair_both(pilot)
             assert "connected" in text(app, "#status-L") and "connected" in text(app, "#status-R")
-            await pilot.press("2")
-            app.screen.query_one("#protocol", Select).value = name
-            await pilot.pause()
-            await pilot.press("s")
+            await start_protocol(pilot, name)
             await until(pilot, lambda: "Write with your LEFT hand" in text(app, "#big"), 30)
             await until(pilot, lambda: "Done" in text(app, "#big"), 60)
             assert text(app, "#big") == "Done — 2 bands synced"

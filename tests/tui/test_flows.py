@@ -5,37 +5,22 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from textual.widgets import DataTable, Select, Static
+from textual.widgets import DataTable, Select
 
 from mirrorband.controller import Faults
 from mirrorband.tui import MirrorbandApp
 from mirrorband.tui.session_view import SessionView
 
-from .helpers import SHORT, controller, corrupt_session, until
-
-
-def text(app: MirrorbandApp, selector: str) -> str:
-    from textual.css.query import NoMatches
-
-    try:
-        return str(app.screen.query_one(selector, Static).render())
-    except NoMatches:  # the screen is still being pushed
-        return ""
+from .helpers import SHORT, controller, corrupt_session, pair_both, start_protocol, text, until
 
 
 def test_pair_task_download_review(tmp_path: Path) -> None:
     async def go() -> None:
         app = MirrorbandApp(controller(tmp_path), tmp_path)
         async with app.run_test(size=(80, 24)) as pilot:
-            await pilot.press("s")
-            await until(pilot, lambda: app.screen.query_one("#bands-table", DataTable).row_count == 2)
-            await pilot.press("a")
-            await until(pilot, lambda: "paired and ready" in text(app, "#bands-msg"))
+            await pair_both(pilot)
             assert "connected" in text(app, "#status-L") and "FLEX good" in text(app, "#status-R")
-            await pilot.press("2")
-            app.screen.query_one("#protocol", Select).value = SHORT
-            await pilot.pause()
-            await pilot.press("s")
+            await start_protocol(pilot, SHORT)
             await until(pilot, lambda: "Done" in text(app, "#big"))
             assert text(app, "#big") == "Done — 2 bands synced"
             assert "Session 1 is saved" in text(app, "#session-msg")
@@ -108,14 +93,8 @@ def test_trouble_is_explained(tmp_path: Path) -> None:
 
         app = MirrorbandApp(controller(tmp_path, speed=100, faults=Faults(lose_band=("L", 12.0))), tmp_path)
         async with app.run_test(size=(80, 24)) as pilot:
-            await pilot.press("s")
-            await until(pilot, lambda: app.screen.query_one("#bands-table", DataTable).row_count == 2)
-            await pilot.press("a")
-            await until(pilot, lambda: "paired and ready" in text(app, "#bands-msg"))
-            await pilot.press("2")
-            app.screen.query_one("#protocol", Select).value = SHORT
-            await pilot.pause()
-            await pilot.press("s")
+            await pair_both(pilot)
+            await start_protocol(pilot, SHORT)
             await until(pilot, lambda: "Done" in text(app, "#big"))
             assert text(app, "#big") == "Done — 2 bands synced"  # it came back for the download
             assert "left band lost contact" in text(app, "#session-msg")

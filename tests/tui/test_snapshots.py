@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, Select
+from textual.widgets import DataTable
 
 from mirrorband.tui import MirrorbandApp
 from mirrorband.tui.session_view import SessionView
 
-from .helpers import SHORT, controller, fill_store, until
+from .helpers import SHORT, controller, fill_store, pair_both, start_protocol, until
 
 SIZE = (80, 24)
 
@@ -20,14 +20,6 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("store")
     fill_store(d)
     return d
-
-
-async def pair_both(pilot) -> None:
-    app = pilot.app
-    await pilot.press("s")
-    await until(pilot, lambda: app.screen.query_one("#bands-table", DataTable).row_count == 2)
-    await pilot.press("a")
-    await until(pilot, lambda: "paired" in str(app.screen.query_one("#bands-msg").render()))
 
 
 def test_bands(snap_compare, tmp_path: Path) -> None:
@@ -45,10 +37,7 @@ def test_session_idle(snap_compare, tmp_path: Path) -> None:
 def test_session_done(snap_compare, tmp_path: Path) -> None:
     async def before(pilot) -> None:
         await pair_both(pilot)
-        await pilot.press("2")
-        pilot.app.screen.query_one("#protocol", Select).value = SHORT
-        await pilot.pause()
-        await pilot.press("s")
+        await start_protocol(pilot, SHORT)
         await until(pilot, lambda: "Done" in str(pilot.app.screen.query_one("#big").render()))
 
     assert snap_compare(MirrorbandApp(controller(tmp_path), tmp_path), terminal_size=SIZE, run_before=before)
