@@ -5,7 +5,7 @@
 import machine
 from micropython import const
 
-from mbfw.mcu import Board, Clock, bluetooth, uid
+from mbfw.mcu import build
 
 NAME = "pico2w"
 
@@ -34,19 +34,7 @@ class Battery:
 
 
 def make(**options):
-    from mbfw.fsio import OsFS
-
-    Pin = machine.Pin
-    spi = machine.SPI(_SPI_ID, baudrate=2000000, polarity=0, phase=1,
-                      sck=Pin(_SCK), mosi=Pin(_MOSI), miso=Pin(_MISO))
-    i2c = machine.I2C(_I2C_ID, scl=Pin(_SCL), sda=Pin(_SDA), freq=400000)
-    motor = machine.PWM(Pin(_MOTOR, Pin.OUT, value=0), freq=200, duty_u16=0)
-    return Board(
-        name=NAME, uid=uid(), clock=Clock(),
-        spi=spi, ads_cs=Pin(_ADS_CS, Pin.OUT, value=1), ads_drdy=Pin(_ADS_DRDY, Pin.IN, Pin.PULL_UP),
-        ads_start=None, ads_reset=None,
-        i2c=i2c, imu_int1=Pin(_IMU_INT1, Pin.IN),
-        led=Pin("LED", Pin.OUT, value=0),
-        motor=motor, battery=Battery(_VBAT), button=Pin(_BUTTON, Pin.IN, Pin.PULL_UP),
-        fs=OsFS(), bluetooth=options.get("bluetooth", bluetooth),
-    )
+    return build(NAME, spi=(_SPI_ID, _SCK, _MOSI, _MISO), ads=(_ADS_CS, _ADS_DRDY), i2c=(_I2C_ID, _SCL, _SDA),
+                 imu_int1=_IMU_INT1, motor=_MOTOR, button=_BUTTON,
+                 led=machine.Pin("LED", machine.Pin.OUT, value=0),
+                 battery=Battery(_VBAT), bluetooth_factory=options.get("bluetooth"))

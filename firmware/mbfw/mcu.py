@@ -50,3 +50,25 @@ def bluetooth():
     import bluetooth as bt
 
     return bt, bt.BLE()
+
+
+def build(name, spi, ads, i2c, imu_int1, motor, button, led, battery, bluetooth_factory=None):
+    # the board record from a board's pin table: spi = (id, sck, mosi, miso),
+    # ads = (cs, drdy), i2c = (id, scl, sda); led and battery are built by the
+    # board (they differ between ports)
+    from mbfw.fsio import OsFS
+
+    Pin = machine.Pin
+    return Board(
+        name=name, uid=uid(), clock=Clock(),
+        spi=machine.SPI(spi[0], baudrate=2000000, polarity=0, phase=1,
+                        sck=Pin(spi[1]), mosi=Pin(spi[2]), miso=Pin(spi[3])),
+        ads_cs=Pin(ads[0], Pin.OUT, value=1), ads_drdy=Pin(ads[1], Pin.IN, Pin.PULL_UP),
+        ads_start=None, ads_reset=None,
+        i2c=machine.I2C(i2c[0], scl=Pin(i2c[1]), sda=Pin(i2c[2]), freq=400000),
+        imu_int1=Pin(imu_int1, Pin.IN),
+        led=led,
+        motor=machine.PWM(Pin(motor, Pin.OUT, value=0), freq=200, duty_u16=0),
+        battery=battery, button=Pin(button, Pin.IN, Pin.PULL_UP),
+        fs=OsFS(), bluetooth=bluetooth_factory or bluetooth,
+    )
