@@ -82,7 +82,8 @@ class _Peer:
     rtt_us: int | None = None
     last_status: Any = None
     lost: bool = False
-    live: list[tuple[float, bytes]] = field(default_factory=list)
+    live: list[tuple[float, bytes]] = field(default_factory=list)  # (arrival, event)
+    env: list[bytes] = field(default_factory=list)  # live envelope frames since the last UI frame
     t0_ms: float | None = None  # band ms of the task start, estimated from live events
     env_next: int = 0  # first window of the next live envelope block expected
     env_last: float = 0.0  # last envelope value (fills blocks the band dropped)
@@ -181,8 +182,9 @@ class BleController(BandsController):
                                   "cable and press p (provision) first")
         if p.link is None:
             link = BandLink(p.ad.device, BandClient(None), backend=self.client_backend, name=p.ad.name,
-                            retry_for=self.retry_for, on_live=lambda ev, _c, q=p: q.live.append(
-                                (time.monotonic(), ev)))
+                            retry_for=self.retry_for,
+                            on_live=lambda ev, _c, q=p: q.live.append((time.monotonic(), ev)),
+                            on_envelope=lambda body, _c, q=p: q.env.append(body))
             try:
                 await link.ensure()
                 for rec in sorted(recs, key=lambda r: r.hand != p.ad.hand):
@@ -310,6 +312,7 @@ class BleController(BandsController):
         self._remember_task(self._session, points)
         for p in peers:
             p.live.clear()
+            p.env.clear()
             p.t0_ms = None
             p.env_next, p.env_last = 0, 0.0
             await self._call(p, P.OP_TASK_START, bytes(P.TaskStart(self._session)))
@@ -336,7 +339,6 @@ class BleController(BandsController):
         return -1, None, 0.0
 
     async def live(self) -> AsyncIterator[LiveFrame]:
-        from mbfw import bleservice as S
         from mbfw import protocol as P
         from mbfw.events import EV_OFFSET, EV_ONSET, unpack
 
@@ -356,11 +358,11 @@ class BleController(BandsController):
             frame = LiveFrame(min(t, duration), duration, i, step, rem)
             frame.envelopes = {p.hand: [] for p in peers}
             for p in peers:
+                envs, p.env = p.env, []
+                for body in envs:
+                    self._envelope(p, body, frame.envelopes[p.hand])
                 got, p.live = p.live, []
                 for arrived, ev in got:
-                    if ev[:1] == bytes((S.LIVE_ENV,)):
-                        self._envelope(p, ev, frame.envelopes[p.hand])
-                        continue
                     try:
                         f = list(unpack(ev))
                     except ValueError:

@@ -84,7 +84,6 @@ async def run_task(links: dict[str, Any], points: list[tuple[int, int]], *, sess
     If ``stop`` is set first, TASK_STOP is sent to every band.
     """
     from mbfw import protocol as P
-    from mbfw.bleservice import LIVE_ENV
     from mbfw.events import EventError, unpack
 
     from .ble.sync import sync_clock
@@ -94,8 +93,6 @@ async def run_task(links: dict[str, Any], points: list[tuple[int, int]], *, sess
     res = TaskResult(sid, points[-1][0] / 1000.0)
     for hand, link in links.items():
         def live(ev: bytes, _ctr: int, h: str = hand) -> None:
-            if ev[:1] == bytes((LIVE_ENV,)):
-                return  # an envelope frame (the TUI draws them), not an event
             try:
                 d = event_dict(unpack(ev))
             except EventError:

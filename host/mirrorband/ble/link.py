@@ -125,13 +125,15 @@ class BandLink:
 
     ``target`` is a :class:`BLEDevice` from a scan or an address. ``client`` builds and
     checks the protocol frames (keys, counters). ``on_live`` receives live events
-    (24-byte event, live counter) that passed their tag.
+    (24-byte event, live counter) that passed their tag, ``on_envelope`` the live
+    envelope frames (24-byte body, see ``mbfw.bleservice.unpack_env``, live counter).
     """
 
     def __init__(self, target: BLEDevice | str, client: BandClient, *, backend: Any = None,
                  name: str | None = None, connect_timeout: float = 5.0, response_timeout: float = 5.0,
                  retry_for: float = 20.0, backoff: tuple[float, float] = (0.05, 2.0),
                  on_live: Callable[[bytes, int], object] | None = None,
+                 on_envelope: Callable[[bytes, int], object] | None = None,
                  on_state: Callable[[State], object] | None = None) -> None:
         self.target = target
         self.address = target if isinstance(target, str) else target.address
@@ -143,6 +145,7 @@ class BandLink:
         self.retry_for = retry_for
         self.backoff = backoff
         self.on_live = on_live
+        self.on_envelope = on_envelope
         self.on_state = on_state
         self.state = State.IDLE
         self.stats = LinkStats()
@@ -292,8 +295,9 @@ class BandLink:
         if ctr <= self._live_ctr and ctr > 1:
             return  # replayed
         self._live_ctr = ctr
-        if self.on_live is not None:
-            self.on_live(ev[:24], ctr)
+        handler = self.on_envelope if ev[0] == S.LIVE_ENV else self.on_live
+        if handler is not None:
+            handler(ev[:24], ctr)
 
     async def exchange(self, frame: bytes, req_id: int) -> bytes:
         """Send one request frame, return the response frame (raises :class:`LinkLost`)."""
