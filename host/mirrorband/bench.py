@@ -175,32 +175,174 @@ def replay_events_for(session) -> list[dict]:
     return [event_dict(e) for e in replay_events(session.recording, "numpy", session.settings)]
 
 
-def _real_data(quick: bool, progress: Callable[[str], None]) -> dict:
-    from .datasets import load_uci, uci_files
-    from .evaluate import score_recording, summarize
+#: What the UCI cue labels measure (docs/evaluation.md §10).
+UCI_NOTE = "labels are the gesture cues, which lag the EMG by ~1 s: onset errors measure the cues, not the detector"
+#: UCI files scored with ``--quick``.
+QUICK_UCI_FILES = 4
+
+
+def real_sources_for_bench(quick: bool, root: Path | str | None = None) -> dict[str, list[Recording]]:
+    """The real sources with ground truth (``datasets.real_sources``), fewer UCI files with ``quick``.
+
+    Until ``datasets.real_sources`` exists, the UCI recordings are the only source.
+    Raises ``FileNotFoundError`` when no real data are found.
+    """
+    from . import datasets
+
+    if hasattr(datasets, "real_sources"):
+        sources = dict(datasets.real_sources(root))
+    else:
+        sources = {"uci": [datasets.load_uci(f) for f in datasets.uci_files(root)]}
+    sources = {k: list(v) for k, v in sources.items() if v}
+    if not sources:
+        raise FileNotFoundError("no real recording with ground truth found")
+    if quick and "uci" in sources:
+        sources["uci"] = sources["uci"][:QUICK_UCI_FILES]
+    return sources
+
+
+def _snr_curves(progress: Callable[[str], None], quick: bool) -> dict:
+    """Detection probability against SNR (``semisynth.snr_curve``) for ours and NeuroKit2."""
+    try:
+        from . import semisynth
+    except ImportError:
+        return {"skipped": "semi-synthetic data (mirrorband.semisynth) not available"}
     from .nkpeer import nk_events
     from .replay import replay
 
+    out: dict = {}
+    for name, detect in (("mirrorband", lambda rec: replay(rec, "numpy")["events"]), ("neurokit2", nk_events)):
+        progress(f"SNR curve: {name} ...")
+        try:
+            out[name] = semisynth.snr_curve(detect, quick=quick)
+        except FileNotFoundError as e:
+            return {"skipped": str(e)}
+    return out
+
+
+def real_figures(sources: dict[str, list[Recording]], grid: list[dict[str, int]],
+                 progress: Callable[[str], None] = print, peer: bool = True) -> dict:
+    """Per-source figures on the real recordings: frozen defaults, LOSO and NeuroKit2 on the same recordings."""
+    from .loso import loso
+
+    n = sum(len(v) for v in sources.values())
+    progress(f"scoring {n} real recordings from {len(sources)} source(s): frozen defaults, "
+             f"leave-one-source-out over {len(grid)} grid points, NeuroKit2 ...")
+    res = loso(sources, grid, peer=peer, progress=progress)
+    if "uci" in res["sources"]:
+        res["sources"]["uci"]["note"] = UCI_NOTE
+    return res
+
+
+def _real_data(quick: bool, progress: Callable[[str], None]) -> dict:
+    from .loso import DEFAULT_GRID, QUICK_GRID
+
     try:
-        files = uci_files()
+        sources = real_sources_for_bench(quick)
     except FileNotFoundError as e:
-        return {"skipped": str(e)}
-    if quick:
-        files = files[:4]
-    progress(f"scoring {len(files)} real recordings (UCI EMG gestures) ...")
-    ours, peer = [], []
-    for f in files:
-        r = load_uci(f)
-        ours.append(score_recording(r, replay(r, "numpy")["events"]))
-        peer.append(score_recording(r, nk_events(r)))
-    return {"dataset": "UCI EMG data for gestures (Myo, cue-labelled)", "recordings": len(files),
-            "note": "labels are the gesture cues, which lag the EMG by ~1 s: onset errors measure the cues, not the detector",
-            "mirrorband": summarize(ours), "neurokit2": summarize(peer)}
+        block: dict = {"skipped": str(e)}
+    else:
+        block = real_figures(sources, QUICK_GRID if quick else DEFAULT_GRID, progress)
+    block["snr_curve"] = _snr_curves(progress, quick)
+    return block
 
 
 def _g(d: dict, key: str, spec: str = ".3f") -> str:
     v = d.get(key)
     return format(v, spec) if isinstance(v, (int, float)) else "-"
+
+
+def _settings(overrides: dict) -> str:
+    return " ".join(f"{k}={v}" for k, v in overrides.items()) or "(firmware defaults)"
+
+
+def _prf(d: dict | None) -> str:
+    if not d or "f1" not in d:
+        return f"{'-':>6} {'-':>6} {'-':>6}"
+    return f"{d['precision']:>6.3f} {d['recall']:>6.3f} {d['f1']:>6.3f}"
+
+
+def _counts(d: dict | None) -> str:
+    return f"{d['tp']}/{d['fp']}/{d['fn']}" if d and "tp" in d else "-"
+
+
+def format_snr(block: dict) -> list[str]:
+    """The SNR curve block: detection probability per SNR, ours and NeuroKit2."""
+    if not block:
+        return []
+    if "skipped" in block:
+        return [f"SNR curve (semi-synthetic: real bursts in real rest): skipped ({block['skipped']})"]
+    lines = ["SNR curve (semi-synthetic: real bursts injected into real rest; detection probability):"]
+    curves = {name: c for name, c in block.items() if isinstance(c, dict) and "snr_db" in c}
+    if not curves:
+        return lines + [f"  {block}"]
+    names = list(curves)
+    snrs = curves[names[0]]["snr_db"]
+    lines.append("  SNR dB  " + "".join(f"{n:>12}" for n in names))
+    for i, snr in enumerate(snrs):
+        row = []
+        for n in names:
+            c = curves[n]
+            p = c["p_detect"][i] if i < len(c["p_detect"]) and c["snr_db"][i] == snr else None
+            row.append(f"{p:>12.3f}" if isinstance(p, (int, float)) else f"{'-':>12}")
+        lines.append(f"  {snr:>6g}  " + "".join(row))
+    return lines
+
+
+def format_real(block: dict) -> list[str]:
+    """The real-data blocks of ``bench``: per-source figures, the LOSO table, the tuning figure, the SNR curve.
+
+    Every figure names its split: "frozen defaults" (the firmware's shipped
+    configuration, fixed before scoring), "held out" (leave-one-source-out:
+    settings chosen on the other sources) or "tuning" (best grid point on all
+    sources, scored on them: optimistic).
+    """
+    if not block:
+        return []
+    lines: list[str] = []
+    if "skipped" in block:
+        lines.append(f"Real recordings: skipped ({block['skipped']})")
+        return lines + format_snr(block.get("snr_curve", {}))
+    src = block["sources"]
+    tun = block["tuning"]
+    lines.append("Real recordings, per source (burst level, pooled over the source's recordings; "
+                 "NeuroKit2 on the same recordings):")
+    lines.append(f"  {'source':<10}{'recs':>5}{'min':>7}  {'split':<17}{'P':>6} {'R':>6} {'F1':>6} {'TP/FP/FN':>12}"
+                 f"   | NeuroKit2 {'P':>6} {'R':>6} {'F1':>6}")
+    for name, e in src.items():
+        nk = e.get("neurokit2")
+        rows = [("frozen defaults", e["frozen_defaults"]), ("held out (LOSO)", e["held_out"]),
+                ("tuning (all)", tun["per_source"].get(name))]
+        for i, (split, d) in enumerate(rows):
+            head = f"  {name:<10}{e['recordings']:>5}{e['minutes']:>7.1f}" if i == 0 else " " * 24
+            tail = f"   |           {_prf(nk)}" if i == 0 else ""
+            lines.append(f"{head}  {split:<17}{_prf(d)} {_counts(d):>12}{tail}")
+        if "skipped" in e["held_out"]:
+            lines.append(f"  {'':<22}  held out: {e['held_out']['skipped']}")
+        if "note" in e:
+            lines.append(f"  {'':<22}  note: {e['note']}")
+    lines.append(f"Leave-one-source-out ({len(block['grid'])}-point grid"
+                 + (f", {len(block['invalid_points'])} invalid points skipped" if block.get("invalid_points") else "")
+                 + f"; choice: {block['selection']}, made on the other sources only):")
+    lines.append(f"  {'held out':<10}{'tuned on':<16}{'chosen settings':<44}{'F1 others':>11}{'F1 held out':>13}"
+                 f"{'F1 NK2':>8}  target (F1 >= {block['target_f1']:.2f} and >= NeuroKit2)")
+    for name, e in src.items():
+        h = e["held_out"]
+        if "skipped" in h:
+            lines.append(f"  {name:<10}{'-':<16}{'(' + h['skipped'] + ')':<44}")
+            continue
+        nk = e.get("neurokit2")
+        met = e.get("target_met")
+        lines.append(f"  {name:<10}{','.join(h['tuned_on']):<16}{_settings(h['overrides']):<44}"
+                     f"{h['tuning_f1_on_others']:>11.3f}{h['f1']:>13.3f}"
+                     f"{(format(nk['f1'], '.3f') if nk else '-'):>8}  "
+                     + ("-" if met is None else ("met" if met else "NOT met")))
+    p = tun["pooled"]
+    lines.append("Tuning figure (best grid point on ALL sources, scored on the same recordings: "
+                 "optimistic, not a held-out figure):")
+    lines.append(f"  settings {_settings(tun['overrides'])}: pooled P/R/F1 {_prf(p).strip()} "
+                 f"(TP/FP/FN {_counts(p)}, {p['n_recordings']} recordings)")
+    return lines + format_snr(block.get("snr_curve", {}))
 
 
 def format_bench(r: dict) -> str:
@@ -219,7 +361,7 @@ def format_bench(r: dict) -> str:
         lines += [f"  bytes allocated in {mem['blocks_locked']} locked blocks: {mem['bytes_allocated_in_loop']}",
                   f"  pipeline state, two bands: {mem['pipeline_state_bytes']} bytes; heap in use "
                   f"(code included): {mem['heap_in_use_bytes']} of {mem['heapsize_bytes']} bytes"]
-    for title, block in (("Simulated recordings", r["simulated"]), ("Real recordings", r["real"])):
+    for title, block in (("Simulated recordings", r["simulated"]),):
         if "skipped" in block:
             lines.append(f"{title}: skipped ({block['skipped']})")
             continue
@@ -244,6 +386,7 @@ def format_bench(r: dict) -> str:
             lines.append(f"  note: {block['note']}")
         if "mirrorband_rtf" in block:
             lines.append(f"  {'speed (x real time)':<26} {block['mirrorband_rtf']:>9}   {block['neurokit2_rtf']:>9}")
+    lines += format_real(r.get("real", {}))
     lg = r.get("event_log")
     if lg:
         lines.append(f"Event log ({lg['log_bytes'] // 1024} KB, {lg['nseg']} segments of {lg['seg_size'] // 1024} KB):")
