@@ -10,8 +10,13 @@ into the repository.
 * :func:`load_uci` -- UCI "EMG data for gestures" (Myo armband), one right hand,
   ``FLEX`` + ``EXT`` chosen among the 8 electrodes, ``BURST R`` ground truth from
   the cue classes.
-* :func:`load_plux` -- PLUX OpenSignals HDF5 samples, one channel, no truth.
-* :func:`load_biosppy_emg` -- BioSPPy's low-SNR example, one channel, no truth.
+* :func:`load_plux` -- PLUX OpenSignals HDF5 samples, one channel, ``BURST R``
+  truth from our own annotations in ``mirrorband/labels/`` (docs/realdata.md).
+* :func:`load_biosppy_emg` -- BioSPPy's low-SNR example, one channel, no truth
+  (docs/realdata.md says why it stays unscored).
+* :func:`real_sources` -- every real source that has ground truth, by source name.
+* :func:`rule_bursts` -- the envelope rule that drafted those annotations before
+  they were checked by eye (never the Mirrorband detector).
 """
 
 from __future__ import annotations
@@ -37,12 +42,17 @@ UCI_WRIST_FLEXION = 3
 UCI_WRIST_EXTENSION = 4
 #: The hand the Myo was worn on in the UCI data set.
 UCI_HAND = "R"
+#: Placeholder hand of the one-channel PLUX and BioSPPy recordings.
+PLUX_HAND = "R"
 
 #: PLUX EMG sensor transfer function (PROVENANCE.md): VCC and gain.
 PLUX_VCC = 3.0
 PLUX_GAIN = 1000.0
 #: Assumed scale of the BioSPPy example: one 12-bit count taken as one microvolt.
 BIOSPPY_UV_PER_COUNT = 1.0
+
+#: Our burst annotations of unlabelled recordings (JSON, one file per recording).
+LABELS_DIR = Path(__file__).resolve().parent / "labels"
 
 
 def shared_data_dir() -> Path:
@@ -174,11 +184,15 @@ def plux_adc_to_uv(adc: np.ndarray, resolution: int) -> np.ndarray:
     return (np.asarray(adc, dtype=float) / 2.0 ** resolution - 0.5) * PLUX_VCC / PLUX_GAIN * 1e6
 
 
-def load_plux(name: str, root: Path | str | None = None) -> Recording:
+def load_plux(name: str, root: Path | str | None = None, *, labels: bool = True) -> Recording:
     """A PLUX sample (``emg_bursts`` or ``emg_1000_hz_16_bits_solo``) as a one-channel ``R`` FLEX recording.
 
-    No ground truth. The hand is unknown (biceps / adductor pollicis, not the
-    forearm); ``R`` is a placeholder.
+    With ``labels=True`` (default) and a label file in ``mirrorband/labels/``
+    (:func:`load_labels`), each labelled burst becomes a ``BURST R``
+    annotation; these are our own annotations (docs/realdata.md), not the
+    data set's. ``labels=False`` loads the signal alone. No ``REST`` is
+    added. The hand is unknown (biceps / adductor pollicis, not the forearm);
+    ``R`` is a placeholder.
     """
     import h5py
 
@@ -199,7 +213,11 @@ def load_plux(name: str, root: Path | str | None = None) -> Recording:
         ch = emg_chans[0]
         adc = raw[ch][:, 0]
     uv = plux_adc_to_uv(adc, res)
-    notes = [f"PLUX {path.name}: {ch}, {res}-bit ADC -> uV with VCC {PLUX_VCC} V, gain {PLUX_GAIN:g}; no ground truth"]
+    lab = load_labels(path.name) if labels else None
+    truth = ("no ground truth" if lab is None else
+             f"BURST R truth = our {len(lab['bursts'])} annotated bursts ({label_path(path.name).name}, docs/realdata.md)")
+    notes = [f"PLUX {path.name}: {ch}, {res}-bit ADC -> uV with VCC {PLUX_VCC} V, gain {PLUX_GAIN:g}; {truth}"]
+    ann = [] if lab is None else [Annotation(a, b - a, f"BURST {PLUX_HAND}") for a, b in lab["bursts"]]
     info = folder / f"{stem}_info.json"
     if info.exists():
         obs = json.loads(info.read_text()).get("Observations")
@@ -209,8 +227,10 @@ def load_plux(name: str, root: Path | str | None = None) -> Recording:
     clipped = int(np.count_nonzero((uv <= lo + 50) | (uv >= hi - 50)))
     if clipped:
         notes.append(f"{clipped} samples within 50 uV of the ADC range ({lo:.0f}..{hi:.0f} uV)")
-    return Recording(hands={"R": HandSignals(emg={"FLEX": uv})}, emg_rate=rate, imu_rate=float(IMU_RATE_HZ),
-                     notes=notes, name=path.name)
+    if ann and ann[-1].end > len(uv) / rate + 1e-6:
+        raise ValueError(f"{label_path(path.name).name}: a burst ends after the recording ({len(uv) / rate:.3f} s)")
+    return Recording(hands={PLUX_HAND: HandSignals(emg={"FLEX": uv})}, emg_rate=rate, imu_rate=float(IMU_RATE_HZ),
+                     annotations=ann, notes=notes, name=path.name)
 
 
 # --------------------------------------------------------------------------- BioSPPy
@@ -240,3 +260,124 @@ def load_biosppy_emg(root: Path | str | None = None) -> Recording:
              "(assumed; no transfer function given); low SNR; no ground truth"]
     return Recording(hands={"R": HandSignals(emg={"FLEX": uv})}, emg_rate=rate, imu_rate=float(IMU_RATE_HZ),
                      notes=notes, name=path.name)
+
+
+# --------------------------------------------------------------------------- annotation rule and labels
+
+
+def labelling_envelope(x: np.ndarray, rate: float, band: tuple[float, float] = (20.0, 450.0),
+                       window_s: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """``(band-passed signal, RMS envelope)`` used to draft burst annotations.
+
+    Zero-phase (forward-backward) 4th-order Butterworth band-pass ``band`` Hz
+    after removing the mean, then a centred moving RMS over ``window_s``.
+    Detector-independent: nothing here comes from the Mirrorband pipeline.
+    """
+    from scipy import signal
+
+    x = np.asarray(x, dtype=float)
+    if x.ndim != 1 or len(x) < 3 * int(rate):
+        raise ValueError("labelling needs a 1-D signal of at least 3 s")
+    hi = min(band[1], 0.45 * rate)
+    sos = signal.butter(4, [band[0], hi], btype="bandpass", fs=rate, output="sos")
+    y = signal.sosfiltfilt(sos, x - np.mean(x))
+    n = max(1, int(round(window_s * rate)))
+    env = np.sqrt(np.maximum(np.convolve(y * y, np.ones(n) / n, mode="same"), 0.0))
+    return y, env
+
+
+def quiet_level(env: np.ndarray, rate: float, window_s: float = 1.0, quantile: float = 0.1) -> float:
+    """The rest level: the ``quantile`` of the RMS of ``env`` over consecutive ``window_s`` windows."""
+    n = int(round(window_s * rate))
+    m = len(env) // n
+    if m < 2:
+        raise ValueError("quiet_level needs at least two windows")
+    w = np.sqrt(np.mean(np.asarray(env[: m * n], dtype=float).reshape(m, n) ** 2, axis=1))
+    return float(np.quantile(w, quantile))
+
+
+def rule_bursts(x: np.ndarray, rate: float, *, k_on: float = 10.0, k_off: float = 3.0, merge_s: float = 0.25,
+                min_s: float = 0.1) -> list[tuple[float, float]]:
+    """Draft burst annotations ``[(onset_s, offset_s), ...]`` by a documented envelope rule.
+
+    Envelope of :func:`labelling_envelope`; level ``q`` of :func:`quiet_level`.
+    Runs of ``env > k_off * q`` separated by less than ``merge_s`` are joined;
+    a joined run is a burst when it reaches ``k_on * q`` and lasts at least
+    ``min_s``. This only drafts the labels: every burst is then checked
+    on plots and corrected by hand (docs/realdata.md).
+    """
+    if not 1.0 < k_off <= k_on:
+        raise ValueError("need 1 < k_off <= k_on")
+    _y, env = labelling_envelope(x, rate)
+    q = quiet_level(env, rate)
+    hi = env > k_on * q
+    merged: list[list[int]] = []
+    for a, b in _segments(env > k_off * q):
+        if merged and a - merged[-1][1] < merge_s * rate:
+            merged[-1][1] = b
+        else:
+            merged.append([a, b])
+    return [(a / rate, b / rate) for a, b in merged if b - a >= min_s * rate and hi[a:b].any()]
+
+
+def label_path(recording: str) -> Path:
+    """The label file of ``recording`` (``emg_bursts.h5`` -> ``labels/emg_bursts.json``)."""
+    stem = Path(recording).name
+    for ext in (".h5", ".txt", ".edf"):
+        if stem.endswith(ext):
+            stem = stem[: -len(ext)]
+    return LABELS_DIR / f"{stem}.json"
+
+
+def load_labels(recording: str) -> dict | None:
+    """Our annotation of ``recording`` (dict with ``bursts`` as ``[[on, off], ...]``), or ``None``.
+
+    Raises :class:`ValueError` on a malformed label file.
+    """
+    p = label_path(recording)
+    if not p.exists():
+        return None
+    try:
+        d = json.loads(p.read_text())
+        bursts = [(float(a), float(b)) for a, b in d["bursts"]]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{p.name}: malformed label file ({e})") from e
+    for k in ("recording", "method", "annotator"):
+        if not isinstance(d.get(k), str):
+            raise ValueError(f"{p.name}: label file needs a string {k!r}")
+    ends_before_next = all(bursts[i][1] <= bursts[i + 1][0] for i in range(len(bursts) - 1))
+    if any(not 0 <= a < b for a, b in bursts) or not ends_before_next:
+        raise ValueError(f"{p.name}: bursts must be increasing, non-overlapping [onset, offset] pairs")
+    d["bursts"] = bursts
+    return d
+
+
+def real_sources(root: Path | str | None = None) -> dict[str, list[Recording]]:
+    """Every real source in the shared folder that has ground truth, keyed by source name.
+
+    * ``"uci"``: the UCI files (:func:`load_uci`, with their ``REST``
+      annotations and cue-based ``BURST R`` truth);
+    * ``"plux"``: the PLUX recordings that have a label file (:func:`load_plux`).
+
+    BioSPPy's ``emg.txt`` has no label file (docs/realdata.md: its bursts are
+    not unambiguous) and is therefore not a source here. A source whose folder
+    or files are absent is left out.
+    """
+    out: dict[str, list[Recording]] = {}
+    try:
+        files = uci_files(root)
+    except FileNotFoundError:
+        files = []
+    if files:
+        out["uci"] = [load_uci(p) for p in files]
+    plux = []
+    for name in PLUX_NAMES:
+        if load_labels(f"{name}.h5") is None:
+            continue
+        try:
+            plux.append(load_plux(name, root))
+        except FileNotFoundError:
+            continue
+    if plux:
+        out["plux"] = plux
+    return out

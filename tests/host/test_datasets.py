@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 
 import numpy as np
 import pytest
@@ -101,12 +102,82 @@ def test_uci_real_file(data_root):
 
 def test_plux(data_root):
     _need(data_root, datasets.PLUX_DIR)
-    for name, dur in (("emg_bursts", 28.5), ("emg_1000_hz_16_bits_solo.h5", 87.6)):
-        rec = datasets.load_plux(name, data_root)
+    for name, dur, n_bursts in (("emg_bursts", 28.5, 9), ("emg_1000_hz_16_bits_solo.h5", 87.6, 21)):
+        rec = datasets.load_plux(name, data_root, labels=False)
         assert rec.emg_rate == 1000 and abs(rec.duration - dur) < 0.1
         x = rec.hands["R"].emg["FLEX"]
         assert set(rec.hands["R"].emg) == {"FLEX"} and not rec.annotations
         assert np.max(np.abs(x)) <= 1500 and 10 < np.std(x) < 500
+        labelled = datasets.load_plux(name, data_root)
+        bursts = labelled.truth("BURST", "R")
+        assert len(bursts) == n_bursts and labelled.annotations == bursts  # BURST R only, no REST
+        assert np.array_equal(labelled.hands["R"].emg["FLEX"], x)
+        assert any("annotated bursts" in n for n in labelled.notes)
+
+
+# --------------------------------------------------------------------------- our labels
+
+
+def _band_rms(x, rate, a, b):
+    y, _env = datasets.labelling_envelope(x, rate)
+    return float(np.sqrt(np.mean(y[int(a * rate):int(b * rate)] ** 2)))
+
+
+def test_label_files_well_formed():
+    files = sorted(datasets.LABELS_DIR.glob("*.json"))
+    assert {p.stem for p in files} == set(datasets.PLUX_NAMES)
+    for p in files:
+        d = datasets.load_labels(p.stem + ".h5")
+        assert d["recording"] == p.stem + ".h5" and "not" in d["annotator"] and d["bursts"]
+        assert all(0.1 <= b - a <= 3.0 for a, b in d["bursts"])
+        for c in d["corrections"]:  # every hand correction is recorded with the rule's value
+            assert list(d["bursts"][c["index"]]) == c["label"] != c["rule"]
+        assert all(not (a < e and s < b) for s, e in (x["span"] for x in d["excluded"]) for a, b in d["bursts"])
+
+
+def test_labels_reproduce_rule_and_mark_energy(data_root):
+    """The labels are the documented rule plus the listed hand corrections, and sit where the energy is."""
+    _need(data_root, datasets.PLUX_DIR)
+    for name in datasets.PLUX_NAMES:
+        d = datasets.load_labels(name)
+        rec = datasets.load_plux(name, data_root, labels=False)
+        x, rate = rec.hands["R"].emg["FLEX"], rec.emg_rate
+        draft = [[round(a, 3), round(b, 3)] for a, b in datasets.rule_bursts(x, rate, **d["rule"])]
+        fixed = {c["index"]: c for c in d["corrections"]}
+        assert len(draft) == len(d["bursts"])
+        for i, (rule, lab) in enumerate(zip(draft, d["bursts"], strict=True)):
+            assert rule == (fixed[i]["rule"] if i in fixed else list(lab))
+        _y, env = datasets.labelling_envelope(x, rate)
+        q = datasets.quiet_level(env, rate)
+        assert d["quiet_level_uV"] == pytest.approx(q, abs=1e-3)
+        for a, b in d["bursts"]:
+            assert _band_rms(x, rate, a, b) > 5 * q
+
+
+def test_load_labels_errors(tmp_path, monkeypatch):
+    monkeypatch.setattr(datasets, "LABELS_DIR", tmp_path)
+    assert datasets.load_labels("emg_bursts.h5") is None
+    base = {"recording": "x.h5", "method": "m", "annotator": "a"}
+    for bursts in ([[2.0, 1.0]], [[0.0, 2.0], [1.0, 3.0]], [["a", 1]], [[1.0]]):
+        (tmp_path / "x.json").write_text(json.dumps({**base, "bursts": bursts}))
+        with pytest.raises(ValueError, match="x.json"):
+            datasets.load_labels("x.h5")
+    (tmp_path / "x.json").write_text(json.dumps({"recording": "x.h5", "bursts": []}))
+    with pytest.raises(ValueError, match="method"):
+        datasets.load_labels("x.h5")
+    with pytest.raises(ValueError, match="1 < k_off"):
+        datasets.rule_bursts(np.zeros(5000), 1000.0, k_on=2.0, k_off=3.0)
+
+
+def test_real_sources(data_root, tmp_path):
+    assert datasets.real_sources(tmp_path) == {}
+    got = datasets.real_sources(data_root)
+    if (data_root / datasets.UCI_DIR).is_dir():
+        assert len(got["uci"]) == len(datasets.uci_files(data_root))
+        assert all(r.truth("BURST", "R") and r.task_annotations() for r in got["uci"])
+    if (data_root / datasets.PLUX_DIR).is_dir():
+        assert [r.name for r in got["plux"]] == [f"{n}.h5" for n in datasets.PLUX_NAMES]
+    assert "biosppy" not in got
 
 
 def test_biosppy(data_root):
