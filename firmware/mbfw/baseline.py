@@ -1,14 +1,22 @@
-# Robust per-channel baseline of the EMG envelope.
+# Robust per-channel baseline of the EMG envelope: minimum statistics.
 #
 # The envelope is cut into blocks of BLOCK windows (0.5 s). Each block gives a
-# low quantile (its QUANT-th smallest value, ~20th percentile), robust to a
-# burst inside the block, and its maximum. At the end of each block:
-#   REST block      the quantile joins a ring of the last REST_CAP REST blocks;
-#                   baseline = lower median of that ring (learnt during REST)
-#   no baseline yet baseline = the quantile (recordings without REST)
-#   quiet block     (max < QUIET x baseline) slow adaptation: towards the
-#                   quantile by 1/32 upwards, 1/2 downwards
-#   otherwise       unchanged
+# level: its low quantile (QUANT-th smallest value, ~20th percentile), robust
+# to a burst inside the block, or 13/16 of its high quantile (~80th) where that
+# is larger: stationary noise has q80/q20 ~ 1.4, so this only lifts the level
+# of a rest that fluctuates, and the thresholds then keep their meaning
+# (burst against the rest's own fluctuation). The baseline is the minimum of the last MS_LEN block
+# quantiles (8 s): it follows the resting level down at once and up within
+# 8 s, so it survives sessions without REST and the slowly varying tonic and
+# residual activity of real rest, while a burst shorter than 8 s never
+# lifts it.
+#   REST block      its level also joins a ring of the last REST_CAP REST
+#                   blocks; rest = lower median of that ring (reported only)
+#   hold block      (the hand's own WRITE step: the task, not rest) leaves the
+#                   minimum ring untouched, so writing never becomes baseline
+#   lost block      (level under 1/DROP of the baseline: a flat stretch or
+#                   dropped samples) is ignored, unless MS_LEN blocks in a row
+#                   are: then the ring restarts from the new level
 # Before the first block ends there is no baseline (0): no detection.
 from array import array
 
@@ -16,9 +24,12 @@ from micropython import const
 
 BLOCK = const(50)
 QUANT = const(9)
+QHI = const(40)        # high quantile (~80th percentile) of a block
+SPREAD_MUL = const(13)  # level = max(low quantile, 13/16 x high quantile)
 REST_CAP = const(48)
-QUIET = const(40)      # ratio x16 (2.5x)
+MS_LEN = const(16)
 B_MIN = const(8)
+DROP = const(8)     # a block quantile under 1/DROP of the baseline is signal loss
 
 
 def sort_ints(a, n):
@@ -32,26 +43,23 @@ def sort_ints(a, n):
         a[j + 1] = v
 
 
-def update(b, q, mx, rest, ring, nring, scratch):
-    # One block-end update; returns the new baseline. ring holds nring REST
-    # quantiles (caller appends q to ring before calling when rest is true).
-    if rest:
-        for i in range(nring):
-            scratch[i] = ring[i]
-        sort_ints(scratch, nring)
-        b = scratch[(nring - 1) >> 1]
-    elif b == 0:
-        b = q
-    elif (mx << 4) // b < QUIET:
-        d = q - b
-        if d < 0:
-            b += d >> 1
-        else:
-            b += d >> 5
-    return b if b > B_MIN else B_MIN
+def minimum(ring, n):
+    # smallest of ring[0:n] (n >= 1)
+    m = ring[0]
+    for i in range(1, n):
+        if ring[i] < m:
+            m = ring[i]
+    return m
 
 
-# sorting space shared by every baseline (used only inside update())
+def lower_median(ring, n, scratch):
+    for i in range(n):
+        scratch[i] = ring[i]
+    sort_ints(scratch, n)
+    return scratch[(n - 1) >> 1]
+
+
+# sorting space shared by every baseline (used only inside add())
 _scratch = array("i", bytes(4 * REST_CAP))
 
 
@@ -61,26 +69,54 @@ class Baseline:
         self.ring = array("i", bytes(4 * REST_CAP))
         self.nring = 0
         self.iring = 0
+        self.ms = array("i", bytes(4 * MS_LEN))
+        self.nms = 0
+        self.ims = 0
         self.n = 0      # windows collected in the current block
-        self.mx = 0
         self.b = 0      # current baseline (envelope units); 0 = none yet
+        self.rest = 0   # resting level learnt in REST (envelope units); 0 = no REST yet
+        self.low = 0    # consecutive blocks far below the baseline
 
-    def add(self, env, rest):
+    def _lost(self, q):
+        # a block far below the baseline is signal loss (a flat stretch, a
+        # dropped link), not rest, until it lasts as long as the ring
+        if q * DROP >= self.b:
+            self.low = 0
+            return False
+        self.low += 1
+        if self.low >= MS_LEN:
+            self.low = 0
+            self.nms = 0
+            self.ims = 0
+            return False
+        return True
+
+    def add(self, env, rest, hold):
         # add one window's envelope; at a block end update the baseline
         blk = self.blk
         blk[self.n] = env
-        if env > self.mx:
-            self.mx = env
         self.n += 1
         if self.n < BLOCK:
             return
+        self.n = 0
         sort_ints(blk, BLOCK)
+        # the block's resting level: its low quantile, raised where the block
+        # fluctuates more than stationary noise does (Myo-like, bursty rest)
         q = blk[QUANT]
+        s = (blk[QHI] * SPREAD_MUL) >> 4
+        if s > q:
+            q = s
         if rest:
             self.ring[self.iring] = q
             self.iring = (self.iring + 1) % REST_CAP
             if self.nring < REST_CAP:
                 self.nring += 1
-        self.b = update(self.b, q, self.mx, rest, self.ring, self.nring, _scratch)
-        self.n = 0
-        self.mx = 0
+            self.rest = lower_median(self.ring, self.nring, _scratch)
+        if self.nms and (hold or self._lost(q)):
+            return
+        self.ms[self.ims] = q
+        self.ims = (self.ims + 1) % MS_LEN
+        if self.nms < MS_LEN:
+            self.nms += 1
+        b = minimum(self.ms, self.nms)
+        self.b = b if b > B_MIN else B_MIN

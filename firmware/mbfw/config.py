@@ -15,6 +15,8 @@ _FIELDS = (
     ("t_off", 17, 4000),
     ("min_win", 1, 500),
     ("merge_gap", 0, 500),
+    ("short_win", 1, 500),
+    ("t_short", 20, 4000),
     ("t_act", 17, 4000),
     ("s_act", 1, 1 << 24),
     ("act_hold", 0, 1000),
@@ -35,10 +37,12 @@ class ConfigError(ValueError):
 class Config:
     hand = HAND_R
     mains_hz = 50
-    t_on = 112         # onset threshold, ratio x16 (7x)
-    t_off = 32         # offset threshold, ratio x16 (2.0x)
-    min_win = 15       # minimum burst duration, 10 ms windows (150 ms)
-    merge_gap = 10     # merge bursts closer than this, windows
+    t_on = 72          # onset threshold, ratio x16 (4.5x)
+    t_off = 48         # offset threshold, ratio x16 (3.0x)
+    min_win = 8        # minimum burst duration, 10 ms windows (80 ms)
+    merge_gap = 30     # merge bursts closer than this, windows (300 ms)
+    short_win = 15     # events shorter than this (windows) are brief activations:
+    t_short = 160      # reported only when their peak ratio exceeds t_short (x16)
     t_act = 48         # writing activity: EMG ratio x16
     s_act = 6000       # writing activity: stroke energy 2-8 Hz
     act_hold = 50      # activity hold after the last active window

@@ -99,6 +99,8 @@ def finalize(p, cfg, nch, has_imu, t0, out):
     k1 = p[R_K1]
     if k1 - k0 + 1 < cfg.min_win:
         return False
+    if k1 - k0 + 1 < cfg.short_win and p[R_PEAK] <= cfg.t_short:
+        return False  # a brief activation must be strong to count
     n = p[R_N]
     ch = p[R_CH]
     art = 0

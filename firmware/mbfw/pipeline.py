@@ -14,7 +14,7 @@ from mbfw.baseline import Baseline
 from mbfw.detector import Detector
 from mbfw.emg import DEC, MAX_BLOCK, EmgFrontEnd
 from mbfw.imu import ImuFeatures
-from mbfw.task import STEP_REST, Task
+from mbfw.task import STEP_REST, Task, write_step
 
 ENV_WIN = const(4)          # envelope: 4 windows = 40 ms
 ENV_MAX = const((1 << 25) - 1)
@@ -88,9 +88,11 @@ class Hand:
         jring = self.jring
         k = self.k
         t = self.t0 + k * 10
+        own = write_step(cfg.hand)
         for w in range(nw):
             step = task.step_at(t)
             rest = step == STEP_REST
+            hold = step == own
             a = 0
             qf = 0
             qe = 0
@@ -111,7 +113,7 @@ class Hand:
                     q = (env << 4) // b
                     if q > Q_MAX:
                         q = Q_MAX
-                bl.add(env, rest)
+                bl.add(env, rest, hold)
                 if c == 0:
                     qf = q
                 else:

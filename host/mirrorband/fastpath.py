@@ -51,7 +51,7 @@ from mbfw.emg import BOX, HALF, LF_MAX, comb_delay
 from mbfw.events import EV_NF
 from mbfw.imu import ACC_MAX, GYR_MAX
 from mbfw.pipeline import ENV_MAX, ENV_WIN, HF_MAX, JERK_WIN, Q_MAX
-from mbfw.task import STEP_NONE, STEP_REST
+from mbfw.task import STEP_NONE, STEP_REST, write_step
 
 from .bandio import WINDOW, HandStream
 
@@ -102,37 +102,44 @@ def emg_envelope(raw: np.ndarray) -> np.ndarray:
     return np.minimum(_window_sum(raw, ENV_WIN), ENV_MAX)
 
 
-def _update_baseline(b: int, q: int, mx: int, rest: bool, ring: list[int]) -> int:
-    # mbfw.baseline.update with the REST ring as a plain list (same result)
-    if rest:
-        b = sorted(ring)[(len(ring) - 1) >> 1]
-    elif b == 0:
-        b = q
-    elif (mx << 4) // b < fw_baseline.QUIET:
-        d = q - b
-        b += (d >> 1) if d < 0 else (d >> 5)
-    return max(b, fw_baseline.B_MIN)
+def emg_baseline(env: np.ndarray, rest_w: np.ndarray, hold_w: np.ndarray | None = None) -> np.ndarray:
+    """Baseline in force at each window, as ``mbfw.baseline`` (0 = none yet).
 
-
-def emg_baseline(env: np.ndarray, rest_w: np.ndarray) -> np.ndarray:
-    """Baseline in force at each window, as ``mbfw.baseline`` (0 = none yet)."""
+    Minimum of the last ``MS_LEN`` block quantiles; blocks ending in a hold
+    window (the hand's own WRITE step) leave the ring untouched.
+    """
     blk = fw_baseline.BLOCK
     k = len(env)
     nb = k // blk
     per_block = np.zeros(nb + 1, dtype=_I)
     if nb:
         blocks = env[: nb * blk].reshape(nb, blk)
-        q = np.sort(blocks, axis=1)[:, fw_baseline.QUANT].tolist()
-        mx = blocks.max(axis=1).tolist()
-        rest = rest_w[blk - 1: nb * blk: blk].tolist()
+        srt = np.sort(blocks, axis=1)
+        q = np.maximum(srt[:, fw_baseline.QUANT],
+                       (srt[:, fw_baseline.QHI] * fw_baseline.SPREAD_MUL) >> 4).tolist()
+        hold = (hold_w[blk - 1: nb * blk: blk].tolist() if hold_w is not None else [False] * nb)
         ring: list[int] = []
         b = 0
+        low = 0
         for j in range(nb):
-            if rest[j]:
+            skip = False
+            if ring:
+                if hold[j]:
+                    skip = True
+                elif q[j] * fw_baseline.DROP >= b:
+                    low = 0
+                else:
+                    low += 1
+                    if low >= fw_baseline.MS_LEN:
+                        low = 0
+                        ring = []
+                    else:
+                        skip = True
+            if not skip:
                 ring.append(q[j])
-                if len(ring) > fw_baseline.REST_CAP:
+                if len(ring) > fw_baseline.MS_LEN:
                     ring.pop(0)
-            b = _update_baseline(b, q[j], mx[j], rest[j], ring)
+                b = max(min(ring), fw_baseline.B_MIN)
             per_block[j + 1] = b
     return np.repeat(per_block, blk)[:k]
 
@@ -205,11 +212,12 @@ class HandAnalysis:
         self.cfg = cfg
         self.step = task_steps(points, k)
         rest = self.step == STEP_REST
+        hold = self.step == write_step(cfg.hand)
         qs, hf, lf = [], np.zeros(k, dtype=_I), np.zeros(k, dtype=_I)
         for c in range(s.nch):
             raw, lfc = emg_condition(s.emg[c], cfg.mains_hz)
             env = emg_envelope(raw)
-            qs.append(emg_ratio(env, emg_baseline(env, rest)))
+            qs.append(emg_ratio(env, emg_baseline(env, rest, hold)))
             hf += raw >> 4
             lf += lfc
         self.qf = qs[0]
