@@ -55,7 +55,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from .edf import write_edf
     from .simulate import simulate
 
-    rec = simulate(args.scenario, seed=args.seed, emg_rate=args.emg_rate, mains_hz=args.mains)
+    rec = simulate(args.scenario, seed=args.seed, emg_rate=args.emg_rate, mains_hz=args.mains,
+                   model=args.model, rest=not args.no_rest)
     write_edf(rec, args.output)
     truth = {k: len(rec.truth(k)) for k in ("MIRROR", "BURST", "ARTIFACT")}
     _progress(f"wrote {args.output}: {rec.duration:.0f} s, scenario {args.scenario}, seed {args.seed}; "
@@ -174,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     sp.add_argument("--emg-rate", type=_emg_rate, default=1000.0, help="EMG rate in Hz, 500-2048 (default 1000)")
     sp.add_argument("--mains", type=int, choices=(50, 60), default=50, help="mains frequency (default 50)")
+    sp.add_argument("--model", type=int, choices=(1, 2), default=1,
+                    help="signal model: 1 original, 2 fitted to real recordings (default 1; docs/simulator.md)")
+    sp.add_argument("--no-rest", action="store_true", help="a session without REST annotations (no REST step)")
 
     sp = add("replay", cmd_replay, "run the band firmware's detector over a recording")
     sp.add_argument("recording", help="EDF+/BDF+ recording (docs/formats.md)")

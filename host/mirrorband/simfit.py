@@ -33,7 +33,6 @@ Nothing here looks at a detector's results.
 from __future__ import annotations
 
 import json
-import math
 import sys
 
 import numpy as np

@@ -811,7 +811,7 @@ V2_FORCE_TAU_S = 0.05  # activation -> force low-pass (twitch-like)
 V2_POSTURE_TAU_S = 0.15  # force -> wrist angle low-pass
 V2_MOTION_BAND_HZ = (1.0, 15.0)
 #: motion artifact RMS / burst plateau RMS (simfit.calibrate_motion_gain on the UCI Sigma lf / Sigma hf)
-V2_MOTION_GAIN = (0.6, 0.9)
+V2_MOTION_GAIN = (1.23, 1.64)
 V2_JITTER = (0.1, 0.3)  # irregular wrist motion during a burst, fraction of its posture angle
 V2_LEVER_M = 0.05  # band distance for tangential acceleration
 #: peak envelope ratio (40 ms envelope / level just before the burst) of mirror bursts
