@@ -28,6 +28,7 @@ from mbfw.events import (
     EV_ONSET,
     EV_PEAK,
     EV_ROT,
+    FLAG_MOVEMENT,
     FLAG_PEER_UNKNOWN,
     KIND_ARTIFACT,
     KIND_BURST,
@@ -39,6 +40,7 @@ from mbfw.task import STEP_NONE, STEP_REST, write_step
 WIN_MS = const(10)
 FEAT_WIN = const(6000)   # features over the first 60 s of an event
 KNOCK_WIN = const(10)    # knock test over the first 100 ms
+ONSET_WIN = const(5)     # artifact test (LF/HF) over the first 50 ms
 QUEUE = const(8)         # finished events waiting to be taken
 
 # run / event accumulator fields
@@ -60,9 +62,11 @@ R_GY = const(14)
 R_GZ = const(15)
 R_ANCHOR = const(16)
 R_STEP = const(17)
-R_NF = const(18)
+R_HF0 = const(18)
+R_LF0 = const(19)
+R_NF = const(20)
 
-_SUMS = (R_N, R_AREA, R_MIN, R_SUM, R_PEER, R_UNK, R_HF, R_LF, R_GX, R_GY, R_GZ)
+_SUMS = (R_N, R_AREA, R_MIN, R_SUM, R_PEER, R_UNK, R_HF, R_LF, R_GX, R_GY, R_GZ, R_HF0, R_LF0)
 _SCALE_AT = const(1 << 22)
 _LF_SCALE_AT = const(1 << 18)
 
@@ -89,6 +93,14 @@ def _angle(g):
     return a
 
 
+def _lf_rich(lf, hf, lfk):
+    # LF/HF above lfk/128, with both sums scaled to stay below 2**30
+    if hf > _LF_SCALE_AT or lf > _LF_SCALE_AT:
+        hf >>= 12
+        lf >>= 12
+    return lf * 128 > hf * lfk
+
+
 def finalize(p, cfg, nch, has_imu, t0, out):
     # event accumulator -> out[0:EV_NF]; returns False when nothing is reported
     hand = cfg.hand
@@ -104,22 +116,28 @@ def finalize(p, cfg, nch, has_imu, t0, out):
     n = p[R_N]
     ch = p[R_CH]
     art = 0
-    hf = p[R_HF]
-    lf = p[R_LF]
-    if hf > _LF_SCALE_AT or lf > _LF_SCALE_AT:
-        hf >>= 12
-        lf >>= 12
+    flags = 0
     # the comb's gain at 1-15 Hz grows with its delay (20 ms at 50 Hz mains,
-    # 50 ms at 60 Hz): scale the rule by 2 or 5 so it means the same for both
+    # 50 ms at 60 Hz): scale the rule by 2 or 5 so it means the same for both.
+    # Cable motion and electrode pops are LF-dominated from their first window
+    # to their last. A real burst that moves the limb is LF-rich too, but it
+    # starts as EMG (the movement follows after the electromechanical delay),
+    # so it is rejected only when both its onset and the whole event are
+    # LF-dominated; LF-rich in one of them, it is kept and flagged.
     if has_imu and p[R_JMAX] > cfg.jerk_thr:
         art = ART_KNOCK
-    elif cfg.lf_k and lf * 128 > hf * cfg.lf_k * (5 if cfg.mains_hz == 60 else 2):
-        art = ART_POP if (nch == 2 and ch != 3) else ART_MOTION
-    flags = 0
+    elif cfg.lf_k:
+        lfk = cfg.lf_k * (5 if cfg.mains_hz == 60 else 2)
+        at_onset = _lf_rich(p[R_LF0], p[R_HF0], lfk)
+        whole = _lf_rich(p[R_LF], p[R_HF], lfk)
+        if at_onset and whole:
+            art = ART_POP if (nch == 2 and ch != 3) else ART_MOTION
+        elif at_onset or whole:
+            flags = FLAG_MOVEMENT
     if art:
         kind = KIND_ARTIFACT
     elif p[R_UNK] * 2 > n:
-        flags = FLAG_PEER_UNKNOWN
+        flags |= FLAG_PEER_UNKNOWN
         kind = KIND_MIRROR if step == write_step(1 - hand) else KIND_BURST
     elif step == STEP_REST:
         kind = KIND_BURST
@@ -261,6 +279,9 @@ class Detector:
                     r[R_JMAX] = jk
                 r[R_HF] += hf
                 r[R_LF] += lf
+                if d < ONSET_WIN:
+                    r[R_HF0] += hf
+                    r[R_LF0] += lf
                 r[R_GX] += gx
                 r[R_GY] += gy
                 r[R_GZ] += gz

@@ -23,6 +23,7 @@ KIND_BURST = const(2)
 KIND_ARTIFACT = const(3)
 
 FLAG_PEER_UNKNOWN = const(1)
+FLAG_MOVEMENT = const(2)   # LF-rich after a clean onset: the burst moved the limb (kept)
 
 ART_NONE = const(0)
 ART_KNOCK = const(1)   # coincident IMU jerk

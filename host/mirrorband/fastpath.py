@@ -25,6 +25,7 @@ from mbfw.config import Config
 from mbfw.detector import (
     FEAT_WIN,
     KNOCK_WIN,
+    ONSET_WIN,
     R_ANCHOR,
     R_AREA,
     R_CH,
@@ -32,10 +33,12 @@ from mbfw.detector import (
     R_GY,
     R_GZ,
     R_HF,
+    R_HF0,
     R_JMAX,
     R_K0,
     R_K1,
     R_LF,
+    R_LF0,
     R_MIN,
     R_N,
     R_NF,
@@ -299,6 +302,10 @@ def emg_bursts(h: HandAnalysis, peer: np.ndarray | None, t0: int = 0) -> list[tu
                 r[R_JMAX] = int(h.j[lo:kh].max())
             r[R_HF] = int(c_hf[hi] - c_hf[lo])
             r[R_LF] = int(c_lf[hi] - c_lf[lo])
+            oh = min(hi, anchor + ONSET_WIN)
+            if oh > lo:
+                r[R_HF0] = int(c_hf[oh] - c_hf[lo])
+                r[R_LF0] = int(c_lf[oh] - c_lf[lo])
             r[R_GX] = int(c_gx[hi] - c_gx[lo])
             r[R_GY] = int(c_gy[hi] - c_gy[lo])
             r[R_GZ] = int(c_gz[hi] - c_gz[lo])

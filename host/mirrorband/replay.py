@@ -38,6 +38,7 @@ from mbfw.events import (
     EV_ONSET,
     EV_PEAK,
     EV_ROT,
+    FLAG_MOVEMENT,
     FLAG_PEER_UNKNOWN,
     KIND_ARTIFACT,
     KIND_BURST,
@@ -143,6 +144,8 @@ def event_dict(ev: Sequence[int]) -> dict:
         d["imu_deg"] = round(ev[EV_ROT] / 10.0, 1)
     if ev[EV_FLAGS] & FLAG_PEER_UNKNOWN:
         d["peer_unknown"] = True
+    if ev[EV_FLAGS] & FLAG_MOVEMENT:
+        d["movement"] = True
     if ev[EV_ART]:
         d["artifact"] = ART_NAMES[ev[EV_ART]]
     return d
