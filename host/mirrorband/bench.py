@@ -201,8 +201,13 @@ def real_sources_for_bench(quick: bool, root: Path | str | None = None) -> dict[
     return sources
 
 
+#: SNR curves of bench: (bursts_from, rest_from) pairs of ``semisynth``, seeds and SNRs (dB); quick / full.
+SNR_CURVES_QUICK = ((("plux", "plux"),), (0,), (0.0, 6.0, 12.0, 20.0))
+SNR_CURVES_FULL = ((("plux", "plux"), ("uci", "uci")), (0, 1, 2), None)
+
+
 def _snr_curves(progress: Callable[[str], None], quick: bool) -> dict:
-    """Detection probability against SNR (``semisynth.snr_curve``) for ours and NeuroKit2."""
+    """Detection probability against SNR (``semisynth.snr_curve``): ours (frozen defaults) and NeuroKit2."""
     try:
         from . import semisynth
     except ImportError:
@@ -210,14 +215,21 @@ def _snr_curves(progress: Callable[[str], None], quick: bool) -> dict:
     from .nkpeer import nk_events
     from .replay import replay
 
-    out: dict = {}
-    for name, detect in (("mirrorband", lambda rec: replay(rec, "numpy")["events"]), ("neurokit2", nk_events)):
-        progress(f"SNR curve: {name} ...")
-        try:
-            out[name] = semisynth.snr_curve(detect, quick=quick)
-        except FileNotFoundError as e:
-            return {"skipped": str(e)}
-    return out
+    pairs, seeds, snrs = SNR_CURVES_QUICK if quick else SNR_CURVES_FULL
+    snrs = tuple(semisynth.DEFAULT_SNRS_DB if snrs is None else snrs)
+    curves = []
+    for bursts_from, rest_from in pairs:
+        c: dict = {"bursts_from": bursts_from, "rest_from": rest_from, "seeds": list(seeds),
+                   "split": "frozen defaults"}
+        for name, detect in (("mirrorband", lambda rec: replay(rec, "numpy")["events"]), ("neurokit2", nk_events)):
+            progress(f"SNR curve, {bursts_from} bursts in {rest_from} rest: {name} ...")
+            try:
+                c[name] = semisynth.snr_curve(detect, snrs, seeds, bursts_from=bursts_from, rest_from=rest_from)
+            except FileNotFoundError as e:
+                c = {"bursts_from": bursts_from, "rest_from": rest_from, "skipped": str(e)}
+                break
+        curves.append(c)
+    return {"curves": curves}
 
 
 def real_figures(sources: dict[str, list[Recording]], grid: list[dict[str, int]],
@@ -266,26 +278,33 @@ def _counts(d: dict | None) -> str:
     return f"{d['tp']}/{d['fp']}/{d['fn']}" if d and "tp" in d else "-"
 
 
+def _pf(x, spec: str) -> str:
+    return format(x, spec) if isinstance(x, (int, float)) else "-"
+
+
 def format_snr(block: dict) -> list[str]:
-    """The SNR curve block: detection probability per SNR, ours and NeuroKit2."""
+    """The SNR curve block: detection probability (and false positives per minute) per SNR, ours and NeuroKit2."""
     if not block:
         return []
+    title = "SNR curve (semi-synthetic: real bursts injected into real rest)"
     if "skipped" in block:
-        return [f"SNR curve (semi-synthetic: real bursts in real rest): skipped ({block['skipped']})"]
-    lines = ["SNR curve (semi-synthetic: real bursts injected into real rest; detection probability):"]
-    curves = {name: c for name, c in block.items() if isinstance(c, dict) and "snr_db" in c}
-    if not curves:
-        return lines + [f"  {block}"]
-    names = list(curves)
-    snrs = curves[names[0]]["snr_db"]
-    lines.append("  SNR dB  " + "".join(f"{n:>12}" for n in names))
-    for i, snr in enumerate(snrs):
-        row = []
-        for n in names:
-            c = curves[n]
-            p = c["p_detect"][i] if i < len(c["p_detect"]) and c["snr_db"][i] == snr else None
-            row.append(f"{p:>12.3f}" if isinstance(p, (int, float)) else f"{'-':>12}")
-        lines.append(f"  {snr:>6g}  " + "".join(row))
+        return [f"{title}: skipped ({block['skipped']})"]
+    lines = []
+    for c in block.get("curves", []):
+        head = f"{title}, {c['bursts_from']} bursts in {c['rest_from']} rest"
+        if "skipped" in c:
+            lines.append(f"{head}: skipped ({c['skipped']})")
+            continue
+        ours, nk = c.get("mirrorband", []), c.get("neurokit2", [])
+        lines.append(f"{head}, seeds {','.join(map(str, c['seeds']))}, ours with {c.get('split', 'frozen defaults')}:")
+        lines.append(f"  {'SNR dB':>6}  {'true':>5}   {'mirrorband P(detect)':>20} {'FP/min':>7}   "
+                     f"{'NeuroKit2 P(detect)':>19} {'FP/min':>7}")
+        nk_by = {p["snr_db"]: p for p in nk}
+        for p in ours:
+            q = nk_by.get(p["snr_db"], {})
+            lines.append(f"  {p['snr_db']:>6g}  {p['n_true']:>5}   {_pf(p['p_detect'], '.3f'):>20} "
+                         f"{_pf(p['fp_per_min'], '.2f'):>7}   {_pf(q.get('p_detect'), '.3f'):>19} "
+                         f"{_pf(q.get('fp_per_min'), '.2f'):>7}")
     return lines
 
 

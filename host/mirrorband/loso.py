@@ -34,16 +34,16 @@ from .recording import Recording
 #: when the detector's fields change: fields Config does not know are left out
 #: of the grid, combinations Config rejects are skipped.
 GRID_CANDIDATES: dict[str, tuple[int, ...]] = {
-    "t_on": (64, 80, 112),
-    "t_off": (24, 32, 48),
-    "min_win": (8, 15),
-    "merge_gap": (5, 10, 20),
+    "t_on": (56, 72, 96),
+    "t_off": (32, 48),
+    "min_win": (5, 8, 15),
+    "merge_gap": (10, 30, 50),
 }
 
 #: A small grid for ``mirrorband bench --quick``.
 QUICK_CANDIDATES: dict[str, tuple[int, ...]] = {
-    "t_on": (80, 112),
-    "min_win": (8, 15),
+    "t_on": (56, 72),
+    "merge_gap": (10, 30),
 }
 
 

@@ -33,11 +33,8 @@ T_ON_MAX = next(hi for name, _lo, hi in _FIELDS if name == "t_on")
 
 
 def _sim(scenario: str, seed: int) -> Recording:
-    kw = {}
-    params = inspect.signature(simulate).parameters
-    for name in ("model", "version"):  # the v1 model, if simulate grows a choice of models
-        if name in params:
-            kw[name] = "v1" if name == "model" else 1
+    # the v1 model (short protocol), also once simulate grows a choice of models
+    kw = {"model": 1} if "model" in inspect.signature(simulate).parameters else {}
     return simulate(scenario, seed=seed, protocol=PROTOCOL, **kw)
 
 
@@ -261,3 +258,21 @@ def test_bench_text_skips_cleanly():
                       "per_source": {"uci": _entry(0.8, 0, 0.8)["frozen_defaults"]}}}
     text = "\n".join(format_real(one))
     assert "no other source to tune on" in text and "(firmware defaults)" in text
+
+
+def test_bench_text_snr_curve():
+    from mirrorband.bench import format_snr
+
+    def curve(ps):
+        return [{"snr_db": snr, "n_recordings": 1, "n_true": 10, "n_detected_true": int(p * 10), "p_detect": p,
+                 "n_false": 1, "minutes": 1.0, "fp_per_min": 1.0, "f1": 0.5} for snr, p in ps]
+
+    block = {"curves": [{"bursts_from": "plux", "rest_from": "plux", "seeds": [0], "split": "frozen defaults",
+                         "mirrorband": curve([(0.0, 0.1), (6.0, 0.7)]), "neurokit2": curve([(0.0, 0.3), (6.0, 0.4)])},
+                        {"bursts_from": "uci", "rest_from": "uci", "skipped": "no UCI files"}]}
+    lines = format_snr(block)
+    assert "plux bursts in plux rest" in lines[0] and "frozen defaults" in lines[0]
+    row6 = next(ln for ln in lines if ln.split()[:1] == ["6"])
+    assert row6.split()[2:] == ["0.700", "1.00", "0.400", "1.00"]
+    assert any("uci bursts in uci rest: skipped (no UCI files)" in ln for ln in lines)
+    assert format_snr({"skipped": "absent"})[0].endswith("skipped (absent)")
