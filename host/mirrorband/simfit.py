@@ -40,6 +40,8 @@ from scipy import optimize, signal
 
 FIT_BAND_HZ = (20.0, 450.0)
 HF_EDGE_HZ = 150.0
+#: statistics use 20-500 Hz: what a 1 kHz recording shows, whatever the rate
+STATS_TOP_HZ = 500.0
 #: Burst segmentation used for fitting: 50 ms RMS envelope, hysteresis on the 10th percentile.
 SEG_ENV_S = 0.05
 SEG_ON = 8.0  # x the envelope's 10th percentile
@@ -87,10 +89,10 @@ def segment_bursts(x: np.ndarray, fs: float) -> list[tuple[int, int]]:
 
 
 def spectral_stats(seg: np.ndarray, fs: float) -> tuple[float, float]:
-    """(median frequency in Hz, fraction of power above 150 Hz) of a 20 Hz high-passed segment."""
+    """(median frequency in Hz, fraction of 20-500 Hz power above 150 Hz) of a 20 Hz high-passed segment."""
     y = highpass(seg, fs)
     f, p = signal.welch(y, fs=fs, nperseg=min(256, len(y)))
-    keep = f >= FIT_BAND_HZ[0]
+    keep = (f >= FIT_BAND_HZ[0]) & (f <= STATS_TOP_HZ)
     f, p = f[keep], p[keep]
     c = np.cumsum(p) / np.sum(p)
     return float(f[np.searchsorted(c, 0.5)]), float(1.0 - c[np.searchsorted(f, HF_EDGE_HZ) - 1])

@@ -795,7 +795,9 @@ V2_SPECTRA = (
     (75, 262), (79, 1576), (86, 3000), (75, 1361), (86, 2817), (87, 224), (83, 295), (86, 239), (84, 275),
     (114, 215), (213, 121), (131, 121), (150, 181), (183, 115), (279, 130),
 )
-V2_SPECTRUM_JITTER = 0.05  # lognormal sigma of f0 and flp per channel
+V2_SPECTRUM_JITTER = 0.05
+#: fits with flp above this saw no low-pass below 500 Hz (1 kHz data); above 500 Hz the model rolls off here
+V2_LOWPASS_CAP_HZ = 500.0  # lognormal sigma of f0 and flp per channel
 V2_TONIC_UV = (1.5, 4.0)  # resting tonic EMG at the session's quietest, uV RMS
 V2_NOISE_UV = (1.5, 3.0)  # white amplifier + electrode noise (PLUX/BioSPPy quiet RMS 1.5-6 uV)
 V2_DRIFT_RANGE = (2.0, 10.0)  # max/min of the tonic level over a session (log-uniform)
@@ -867,6 +869,7 @@ def motion_waveform(rng: np.random.Generator, t: np.ndarray, env: np.ndarray, fs
 
 def _shape_v2(n: int, fs: float, f0: float, flp: float) -> np.ndarray:
     f = np.fft.rfftfreq(n, 1.0 / fs)
+    flp = min(flp, V2_LOWPASS_CAP_HZ)
     return np.sqrt(f0**4 * f**2 / (f**2 + f0**2) ** 3 / (1 + (f / flp) ** 8))
 
 
