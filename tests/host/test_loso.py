@@ -276,3 +276,17 @@ def test_bench_text_snr_curve():
     assert row6.split()[2:] == ["0.700", "1.00", "0.400", "1.00"]
     assert any("uci bursts in uci rest: skipped (no UCI files)" in ln for ln in lines)
     assert format_snr({"skipped": "absent"})[0].endswith("skipped (absent)")
+
+
+def test_bench_formats_a_real_loso_result(fake_sources):
+    from mirrorband.bench import format_real, real_figures
+
+    grid = [{"t_on": T_ON_MAX}, {}]
+    block = real_figures(fake_sources, grid, progress=lambda _m: None, peer=False)
+    text = "\n".join(format_real(block))
+    for name, e in block["sources"].items():
+        row = next(ln for ln in text.splitlines() if ln.split()[:1] == [name])
+        assert "frozen defaults" in row and f"{e['frozen_defaults']['f1']:.3f}" in row
+        loso_row = [ln for ln in text.splitlines() if ln.split()[:1] == [name]][1]
+        assert f"{e['held_out']['f1']:.3f}" in loso_row and ",".join(e["held_out"]["tuned_on"]) in loso_row
+    assert "Tuning figure" in text
