@@ -549,7 +549,7 @@ def simulate(
     if not rest:
         rec = simulate(scenario, seed=seed, emg_rate=emg_rate, mains_hz=mains_hz, protocol=protocol)
         rec.annotations = [a for a in rec.annotations if a.text != "REST"]
-        rec.name += "-norest"
+        rec.name = f"sim-{scenario}-norest-seed{seed}"
         return rec
     sev = SEVERITY[severity]
     rng = np.random.default_rng(seed)
