@@ -21,8 +21,11 @@ What is fitted, and from which source:
 * **movement low-frequency content** (:func:`lfhf_ratio`): Σlf/Σhf of each
   burst, computed the way the band's front end does it (comb ``x[n] - x[n-20]``,
   32-sample box high-pass, 10 ms windows, ``hf = Σ|h| >> 4``,
-  ``lf = |box sum| >> 7``), on the PLUX bursts; :func:`calibrate_motion_gain`
-  turns that into the gain of the model's motion artifact.
+  ``lf = |box sum| >> 7``), on the UCI gestures (wrist movements; corrected for
+  the Myo's sample-and-hold by :func:`bandlimit_hf_factor`, estimated on PLUX;
+  the PLUX sensor's analogue high-pass removes motion content, so PLUX bursts
+  are not used here); :func:`calibrate_motion_gain` turns that into the gain
+  of the model's motion artifact.
 * **non-stationary rest** (:func:`uci_rest_levels`): the EMG level of every
   rest period between gestures relative to the first rest period, in the UCI
   Myo files (amplitude ratios are valid despite the band limit).
