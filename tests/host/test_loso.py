@@ -290,3 +290,18 @@ def test_bench_formats_a_real_loso_result(fake_sources):
         loso_row = [ln for ln in text.splitlines() if ln.split()[:1] == [name]][1]
         assert f"{e['held_out']['f1']:.3f}" in loso_row and ",".join(e["held_out"]["tuned_on"]) in loso_row
     assert "Tuning figure" in text
+
+
+def test_bench_real_sources(tmp_path):
+    from mirrorband.bench import QUICK_UCI_FILES, real_sources_for_bench
+    from mirrorband.datasets import shared_data_dir
+
+    with pytest.raises(FileNotFoundError):
+        real_sources_for_bench(quick=True, root=tmp_path)  # no data: a clear error, bench reports it as skipped
+    if not (shared_data_dir() / "uci_emg_gestures_myo").is_dir():
+        pytest.skip("shared data folder absent")
+    full = real_sources_for_bench(quick=False)
+    quick = real_sources_for_bench(quick=True)
+    assert len(quick["uci"]) == min(QUICK_UCI_FILES, len(full["uci"])) < len(full["uci"])
+    assert [r.name for r in quick["uci"]] == [r.name for r in full["uci"][:QUICK_UCI_FILES]]
+    assert set(quick) == set(full)
