@@ -8,8 +8,12 @@ Figures (all measured, nothing assumed):
 * allocation check: bytes allocated by two bands' block loop under
   ``micropython.heap_lock()`` on the unix port with a 64 KB heap (must be 0),
   the pipeline's state and the heap in use;
-* accuracy on simulated recordings (all severities, both sides, EMG 500-2048 Hz)
-  and on the real UCI gesture recordings: our detector and NeuroKit2.
+* accuracy on simulated recordings (all severities, both sides, EMG 500-2048 Hz):
+  our detector and NeuroKit2;
+* accuracy on every real source (``datasets.real_sources``), per source: the
+  frozen defaults, leave-one-source-out and the tuning figure
+  (:mod:`mirrorband.loso`) beside NeuroKit2 on the same recordings, and the
+  SNR curves of the semi-synthetic recordings (:mod:`mirrorband.semisynth`).
 """
 
 from __future__ import annotations
