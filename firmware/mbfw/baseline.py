@@ -27,7 +27,7 @@ QUANT = const(9)
 QHI = const(40)        # high quantile (~80th percentile) of a block
 SPREAD_MUL = const(13)  # level = max(low quantile, 13/16 x high quantile)
 REST_CAP = const(48)
-MS_LEN = const(16)
+MS_LEN = const(10)
 B_MIN = const(8)
 DROP = const(8)     # a block quantile under 1/DROP of the baseline is signal loss
 

@@ -42,13 +42,13 @@ class Config:
     min_win = 8        # minimum burst duration, 10 ms windows (80 ms)
     merge_gap = 30     # merge bursts closer than this, windows (300 ms)
     short_win = 15     # events shorter than this (windows) are brief activations:
-    t_short = 160      # reported only when their peak ratio exceeds t_short (x16)
+    t_short = 96       # reported only when their peak ratio exceeds t_short (x16, 6x)
     t_act = 48         # writing activity: EMG ratio x16
     s_act = 6000       # writing activity: stroke energy 2-8 Hz
     act_hold = 50      # activity hold after the last active window
     mirror_frac = 4    # mirror if peer active >= 1/mirror_frac of the burst
     jerk_thr = 150     # knock: IMU jerk, mg per sample
-    lf_k = 10          # cable/pop: rejects when LF/HF > lf_k/64 (50 Hz comb); 0 = off
+    lf_k = 24          # cable/pop: LF/HF above lf_k/64 (50 Hz comb) at onset and over the event; 0 = off
     onset_adj = -36    # onset time correction, ms
     offset_adj = -26   # offset time correction, ms
 

@@ -28,6 +28,7 @@ from mbfw.events import (
     EV_ONSET,
     EV_PEAK,
     EV_ROT,
+    FLAG_JOLT,
     FLAG_MOVEMENT,
     FLAG_PEER_UNKNOWN,
     KIND_ARTIFACT,
@@ -39,7 +40,8 @@ from mbfw.task import STEP_NONE, STEP_REST, write_step
 
 WIN_MS = const(10)
 FEAT_WIN = const(6000)   # features over the first 60 s of an event
-KNOCK_WIN = const(10)    # knock test over the first 100 ms
+KNOCK_WIN = const(3)     # knock test over the first 30 ms
+KNOCK_MAX = const(30)    # a knock's EMG transient lasts at most 300 ms
 ONSET_WIN = const(5)     # artifact test (LF/HF) over the first 50 ms
 QUEUE = const(8)         # finished events waiting to be taken
 
@@ -124,16 +126,21 @@ def finalize(p, cfg, nch, has_imu, t0, out):
     # starts as EMG (the movement follows after the electromechanical delay),
     # so it is rejected only when both its onset and the whole event are
     # LF-dominated; LF-rich in one of them, it is kept and flagged.
+    # A knock jolts the IMU at the very onset of a short transient; a longer
+    # event with a jolt is a burst that a knock (or its own movement) overlaps.
     if has_imu and p[R_JMAX] > cfg.jerk_thr:
-        art = ART_KNOCK
-    elif cfg.lf_k:
+        if k1 - k0 + 1 <= KNOCK_MAX:
+            art = ART_KNOCK
+        else:
+            flags = FLAG_JOLT
+    if art == 0 and cfg.lf_k:
         lfk = cfg.lf_k * (5 if cfg.mains_hz == 60 else 2)
         at_onset = _lf_rich(p[R_LF0], p[R_HF0], lfk)
         whole = _lf_rich(p[R_LF], p[R_HF], lfk)
         if at_onset and whole:
             art = ART_POP if (nch == 2 and ch != 3) else ART_MOTION
         elif at_onset or whole:
-            flags = FLAG_MOVEMENT
+            flags |= FLAG_MOVEMENT
     if art:
         kind = KIND_ARTIFACT
     elif p[R_UNK] * 2 > n:

@@ -23,7 +23,8 @@ KIND_BURST = const(2)
 KIND_ARTIFACT = const(3)
 
 FLAG_PEER_UNKNOWN = const(1)
-FLAG_MOVEMENT = const(2)   # LF-rich after a clean onset: the burst moved the limb (kept)
+FLAG_MOVEMENT = const(2)   # LF-rich at its onset or over the event, not both: moved the limb (kept)
+FLAG_JOLT = const(4)       # an IMU jolt at its onset, but too long for a knock (kept)
 
 ART_NONE = const(0)
 ART_KNOCK = const(1)   # coincident IMU jerk

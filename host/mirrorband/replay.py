@@ -38,6 +38,7 @@ from mbfw.events import (
     EV_ONSET,
     EV_PEAK,
     EV_ROT,
+    FLAG_JOLT,
     FLAG_MOVEMENT,
     FLAG_PEER_UNKNOWN,
     KIND_ARTIFACT,
@@ -146,6 +147,8 @@ def event_dict(ev: Sequence[int]) -> dict:
         d["peer_unknown"] = True
     if ev[EV_FLAGS] & FLAG_MOVEMENT:
         d["movement"] = True
+    if ev[EV_FLAGS] & FLAG_JOLT:
+        d["jolt"] = True
     if ev[EV_ART]:
         d["artifact"] = ART_NAMES[ev[EV_ART]]
     return d

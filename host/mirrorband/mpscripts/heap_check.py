@@ -31,6 +31,9 @@ def fill(emg, imu, b, hand):
     sec = t0 // 1000
     burst = (sec % 7 == 3) or (hand == 1 and 20 <= sec < 40 and sec % 3 == 1)
     big = 30000 if sec == 55 else 0  # a strong burst: large intermediates
+    knock = t0 == 47000  # a knock: a 100 ms transient with an IMU jolt at its onset
+    if knock:
+        big = 2000
     for c in range(2):
         for i in range(N):
             v = noise(8)
@@ -46,7 +49,7 @@ def fill(emg, imu, b, hand):
         imu[k] = w
         imu[k + 1] = noise(20)
         imu[k + 2] = noise(20)
-        imu[k + 3] = 1000 + (1800 if sec == 45 and w == 0 else 0)
+        imu[k + 3] = 1000 + (1800 if knock and w == 0 else 0)
         imu[k + 4] = noise(100)
         imu[k + 5] = noise(100) + (300 if burst else 0)
         imu[k + 6] = noise(100)
