@@ -150,6 +150,9 @@ def band_settings(rec: Recording, overrides: dict[str, int] | None = None) -> tu
             out["lf_k"] = 0
             notes.append(f"EMG changes only {eff:.0f} times/s (band-limited): "
                          "low-frequency artifact rule off")
+    if not any(a.text == "REST" for a in rec.task_annotations()):
+        notes.append("no REST step in the task protocol: the baseline is learnt without REST "
+                     "(minimum statistics over the recording's quietest stretches)")
     return out, notes
 
 
