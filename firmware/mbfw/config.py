@@ -38,7 +38,7 @@ class Config:
     hand = HAND_R
     mains_hz = 50
     t_on = 72          # onset threshold, ratio x16 (4.5x)
-    t_off = 48         # offset threshold, ratio x16 (3.0x)
+    t_off = 40         # offset threshold, ratio x16 (2.5x)
     min_win = 8        # minimum burst duration, 10 ms windows (80 ms)
     merge_gap = 30     # merge bursts closer than this, windows (300 ms)
     short_win = 15     # events shorter than this (windows) are brief activations:

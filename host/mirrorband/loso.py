@@ -253,7 +253,8 @@ def loso(sources: Mapping[str, Sequence[Recording]], grid: Sequence[Mapping[str,
             entry["neurokit2"] = brief(ev.peer_summary(recs))
         h = entry["held_out"]
         if "f1" in h and "neurokit2" in entry:
-            entry["target_met"] = bool(h["f1"] >= TARGET_F1 and h["f1"] >= entry["neurokit2"]["f1"])
+            f1 = float(h["f1"])
+            entry["target_met"] = bool(f1 >= TARGET_F1 and f1 >= float(entry["neurokit2"]["f1"]))
         out_sources[name] = entry
 
     everything = [r for n in names for r in sources[n]]

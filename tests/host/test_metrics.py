@@ -106,7 +106,10 @@ def test_metrics_agree_with_ground_truth(simulated):
             assert abs(d["mirror_count"] - t["mirror_count"]) <= max(1, 0.1 * t["mirror_count"]), where
             assert abs(d["mirror_fraction"] - t["mirror_fraction"]) <= 0.015, where
             if t["mean_duration_s"] is not None and d["mean_duration_s"] is not None:
-                assert abs(d["mean_duration_s"] - t["mean_duration_s"]) <= 0.1, where
+                # weak (mild) bursts end sooner under the offset threshold (issue 12: 2.5x
+                # over a minimum-statistics baseline): docs/metrics.md
+                tol = 0.15 if sc.startswith("mild") else 0.1
+                assert abs(d["mean_duration_s"] - t["mean_duration_s"]) <= tol, where
                 assert abs(d["max_duration_s"] - t["max_duration_s"]) <= 0.15, where
             assert abs(d["grade"] - t["grade"]) <= 1, where
             assert d["emg_ratio"] == pytest.approx(t["emg_ratio"], rel=0.15), where
