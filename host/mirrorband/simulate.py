@@ -840,7 +840,7 @@ V2_RATES = (500.0, 1000.0, 2048.0)
 
 def _lowpass1(x: np.ndarray, tau_s: float, fs: float) -> np.ndarray:
     a = 1.0 - math.exp(-1.0 / (tau_s * fs))
-    return signal.lfilter([a], [1.0, a - 1.0], x)
+    return np.asarray(signal.lfilter([a], [1.0, a - 1.0], x))
 
 
 def _bandnoise(rng: np.random.Generator, n: int, fs: float) -> np.ndarray:
@@ -1111,7 +1111,11 @@ def _simulate_v2(scenario: str, severity: str, affected: str, fs: float, mains_h
             for ch, lv, shift in (("FLEX", w.flex_uv, 0.0), ("EXT", w.flex_uv * w.ext_ratio, 0.7 * math.pi)):
                 mod = 1 - STROKE_DEPTH + STROKE_DEPTH * (0.5 + 0.5 * np.sin(ph + shift))
                 power[ch][i0:i1] += (lv * (PEN_HOLD * hold + (1 - PEN_HOLD) * ep * mod)) ** 2
-        # -- bursts: amplitude relative to the level just before; residual activity after --
+        # -- bursts: amplitude relative to the background level just before; residual activity after --
+        # The reference is the burst-free background (tonic, drift, overflow, writing) and not the running
+        # power: with the previous bursts' residuals in it, each burst scaled the next one (x amp x residual,
+        # up to ~9 for severe), and a dense run of severe mirror bursts grew geometrically to ~1e7 uV.
+        background = {ch: power[ch].copy() for ch in power}
         moves = []  # (i0, motion waveform at fs, plateau uV, event)
         for ev in hev:
             if ev.kind == TRUTH_ARTIFACT:
@@ -1122,7 +1126,7 @@ def _simulate_v2(scenario: str, severity: str, affected: str, fs: float, mains_h
             for ch, rel in (("FLEX", 1.0), ("EXT", ev.p["ext"])):
                 if rel <= 0:
                     continue
-                bg = math.sqrt(float(np.mean(power[ch][pre])) + noise_uv[ch] ** 2)
+                bg = math.sqrt(float(np.mean(background[ch][pre])) + noise_uv[ch] ** 2)
                 plateau[ch] = ev.p["amp"] / V2_PEAK_TO_PLATEAU * rel * bg
                 power[ch][i0 : i0 + len(env)] += (plateau[ch] * env) ** 2
                 r, tau = _u(rng, V2_RESIDUAL), _u(rng, V2_RESIDUAL_TAU_S)
@@ -1137,7 +1141,7 @@ def _simulate_v2(scenario: str, severity: str, affected: str, fs: float, mains_h
             emg[ch] = _carrier(rng, shape[ch], n) * np.sqrt(power[ch])
         c_fe, c_ef = _u(rng, CROSSTALK), _u(rng, CROSSTALK)
         emg = {"FLEX": emg["FLEX"] + c_fe * emg["EXT"], "EXT": emg["EXT"] + c_ef * emg["FLEX"]}
-        del power
+        del power, background
         # -- movement artifact inside true bursts (electrode-skin motion, 1-15 Hz) --
         ch_gain = {"FLEX": rng.choice([-1.0, 1.0]), "EXT": _u(rng, (0.5, 1.0)) * rng.choice([-1.0, 1.0])}
         for i0, mot, plat, _ev in moves:
@@ -1178,7 +1182,7 @@ def _simulate_v2(scenario: str, severity: str, affected: str, fs: float, mains_h
                 lin[j0:j1, 2] += _u(rng, TABLE_VIBRATION_G) * gate_i * np.sin(phase)
         for i0, mot, _plat, ev in moves:
             angles = pitch if ev.p["axis"] == 1 else roll
-            j0, j1 = _span(te[i0], te[i0] + len(mot) / fs + ev.p["tail"], fi, m)
+            j0, j1 = _span(float(te[i0]), float(te[i0]) + len(mot) / fs + ev.p["tail"], fi, m)
             tt = ti[j0:j1]
             if ev.p["move"]:
                 # voluntary: smooth out-and-back over the burst, after the electromechanical delay
