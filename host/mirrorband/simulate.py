@@ -485,6 +485,52 @@ def _pulse(ti: np.ndarray, t0: float, width: float, rate: float) -> np.ndarray:
     return np.where((x >= 0) & (x <= 1), np.sin(np.pi * np.clip(x, 0, 1)), 0.0).mean(axis=1)
 
 
+def _recording_chain(rng: np.random.Generator, emg: dict[str, np.ndarray], noise_uv: dict[str, float],
+                     te: np.ndarray, mains_hz: int, fs: float) -> None:
+    """Add amplifier noise, electrode DC offset, baseline wander and mains hum to ``emg`` in place."""
+    n = len(te)
+    mains_f = mains_hz + rng.uniform(-MAINS_DRIFT_HZ, MAINS_DRIFT_HZ)
+    mod_f, mod_ph = _u(rng, MAINS_MOD_HZ), rng.uniform(0, 2 * math.pi)
+    mains_env = 1 + MAINS_MOD_DEPTH * np.sin(2 * math.pi * mod_f * te + mod_ph)
+    for ch in ("FLEX", "EXT"):
+        x = emg[ch]
+        x += noise_uv[ch] * rng.standard_normal(n)
+        x += _u(rng, DC_OFFSET_UV) * rng.choice([-1.0, 1.0])
+        total_w = _u(rng, WANDER_UV)
+        for wgt in rng.dirichlet(np.ones(3)):
+            x += total_w * wgt * np.sin(2 * math.pi * _u(rng, WANDER_HZ) * te + rng.uniform(0, 2 * math.pi))
+        a1 = _loguniform(rng, *MAINS_UV)
+        hum = np.zeros(n)
+        for k, rel in enumerate((1.0, *MAINS_HARMONICS), start=1):
+            amp = a1 * rel * (1.0 if k == 1 else _u(rng, (0.5, 1.5)))
+            ph0 = rng.uniform(0, 2 * math.pi)
+            if k * mains_f < 0.5 * fs - 5:
+                hum += amp * np.sin(2 * math.pi * k * mains_f * te + ph0)
+        x += hum * mains_env
+
+
+def _writing_imu(rng: np.random.Generator, writes, write_sig, hand: str, m: int, ti: np.ndarray, fi: float):
+    """Resting posture and the writing movements of one band's IMU.
+
+    Returns ``(roll, pitch, lin, rate_extra)``: orientation (deg), linear
+    acceleration (g) and extra angular rate (deg/s) at the IMU rate.
+    """
+    roll = np.full(m, _u(rng, (-BASE_TILT_DEG, BASE_TILT_DEG)))
+    pitch = np.full(m, _u(rng, (-BASE_TILT_DEG, BASE_TILT_DEG)))
+    lin = np.zeros((m, 3))
+    rate_extra = np.zeros((m, 3))
+    for w, (j0, j1, phase, gate_i) in zip(writes, write_sig, strict=True):
+        if w.hand == hand:
+            roll += w.roll_deg * _gate(ti, [(w.on, w.off)], WRITE_ROLL_RAMP_S, fi)
+            lin[j0:j1, 0] += w.acc_g * gate_i * (0.6 * np.sin(phase) + 0.2 * np.sin(2 * phase + 0.4))
+            lin[j0:j1, 1] += w.acc_g * gate_i * np.sin(phase + 1.3)
+            rate_extra[j0:j1, 2] += w.gyr_dps * gate_i * np.cos(phase)
+            rate_extra[j0:j1, 0] += 0.5 * w.gyr_dps * gate_i * np.sin(phase + 0.5)
+        else:
+            lin[j0:j1, 2] += _u(rng, TABLE_VIBRATION_G) * gate_i * np.sin(phase)
+    return roll, pitch, lin, rate_extra
+
+
 def _check_protocol(protocol) -> list[tuple[str, float]]:
     steps = []
     try:
@@ -664,43 +710,9 @@ def simulate(
         emg = {"FLEX": muscle["FLEX"] + c_fe * muscle["EXT"], "EXT": muscle["EXT"] + c_ef * muscle["FLEX"]}
         del muscle, power
         # -- recording chain: amplifier noise, DC offset, wander, mains --
-        mains_f = mains_hz + rng.uniform(-MAINS_DRIFT_HZ, MAINS_DRIFT_HZ)
-        mod_f, mod_ph = _u(rng, MAINS_MOD_HZ), rng.uniform(0, 2 * math.pi)
-        mains_env = 1 + MAINS_MOD_DEPTH * np.sin(2 * math.pi * mod_f * te + mod_ph)
-        for ch in ("FLEX", "EXT"):
-            x = emg[ch]
-            x += noise_uv[ch] * rng.standard_normal(n)
-            x += _u(rng, DC_OFFSET_UV) * rng.choice([-1.0, 1.0])
-            total_w = _u(rng, WANDER_UV)
-            weights = rng.dirichlet(np.ones(3))
-            for wgt in weights:
-                x += (
-                    total_w
-                    * wgt
-                    * np.sin(2 * math.pi * _u(rng, WANDER_HZ) * te + rng.uniform(0, 2 * math.pi))
-                )
-            a1 = _loguniform(rng, *MAINS_UV)
-            hum = np.zeros(n)
-            for k, rel in enumerate((1.0, *MAINS_HARMONICS), start=1):
-                amp = a1 * rel * (1.0 if k == 1 else _u(rng, (0.5, 1.5)))
-                ph0 = rng.uniform(0, 2 * math.pi)
-                if k * mains_f < 0.5 * fs - 5:
-                    hum += amp * np.sin(2 * math.pi * k * mains_f * te + ph0)
-            x += hum * mains_env
+        _recording_chain(rng, emg, noise_uv, te, mains_hz, fs)
         # -- IMU: orientation (deg), linear acceleration (g), extra angular rate (deg/s) --
-        roll = np.full(m, _u(rng, (-BASE_TILT_DEG, BASE_TILT_DEG)))
-        pitch = np.full(m, _u(rng, (-BASE_TILT_DEG, BASE_TILT_DEG)))
-        lin = np.zeros((m, 3))
-        rate_extra = np.zeros((m, 3))
-        for w, (j0, j1, phase, gate_i) in zip(writes, write_sig, strict=True):
-            if w.hand == hand:
-                roll += w.roll_deg * _gate(ti, [(w.on, w.off)], WRITE_ROLL_RAMP_S, fi)
-                lin[j0:j1, 0] += w.acc_g * gate_i * (0.6 * np.sin(phase) + 0.2 * np.sin(2 * phase + 0.4))
-                lin[j0:j1, 1] += w.acc_g * gate_i * np.sin(phase + 1.3)
-                rate_extra[j0:j1, 2] += w.gyr_dps * gate_i * np.cos(phase)
-                rate_extra[j0:j1, 0] += 0.5 * w.gyr_dps * gate_i * np.sin(phase + 0.5)
-            else:
-                lin[j0:j1, 2] += _u(rng, TABLE_VIBRATION_G) * gate_i * np.sin(phase)
+        roll, pitch, lin, rate_extra = _writing_imu(rng, writes, write_sig, hand, m, ti, fi)
         for ev in hev:
             if ev.kind == TRUTH_ARTIFACT:
                 continue
@@ -1147,39 +1159,10 @@ def _simulate_v2(scenario: str, severity: str, affected: str, fs: float, mains_h
         for i0, mot, plat, _ev in moves:
             for ch in ("FLEX", "EXT"):
                 emg[ch][i0 : i0 + len(mot)] += motion_gain * plat * ch_gain[ch] * mot
-        # -- recording chain (as model 1) --
-        mains_f = mains_hz + rng.uniform(-MAINS_DRIFT_HZ, MAINS_DRIFT_HZ)
-        mod_f, mod_ph = _u(rng, MAINS_MOD_HZ), rng.uniform(0, 2 * math.pi)
-        mains_env = 1 + MAINS_MOD_DEPTH * np.sin(2 * math.pi * mod_f * te + mod_ph)
-        for ch in ("FLEX", "EXT"):
-            x = emg[ch]
-            x += noise_uv[ch] * rng.standard_normal(n)
-            x += _u(rng, DC_OFFSET_UV) * rng.choice([-1.0, 1.0])
-            total_w = _u(rng, WANDER_UV)
-            for wgt in rng.dirichlet(np.ones(3)):
-                x += total_w * wgt * np.sin(2 * math.pi * _u(rng, WANDER_HZ) * te + rng.uniform(0, 2 * math.pi))
-            a1 = _loguniform(rng, *MAINS_UV)
-            hum = np.zeros(n)
-            for k, rel in enumerate((1.0, *MAINS_HARMONICS), start=1):
-                amp = a1 * rel * (1.0 if k == 1 else _u(rng, (0.5, 1.5)))
-                ph0 = rng.uniform(0, 2 * math.pi)
-                if k * mains_f < 0.5 * fs - 5:
-                    hum += amp * np.sin(2 * math.pi * k * mains_f * te + ph0)
-            x += hum * mains_env
-        # -- IMU --
-        roll = np.full(m, _u(rng, (-BASE_TILT_DEG, BASE_TILT_DEG)))
-        pitch = np.full(m, _u(rng, (-BASE_TILT_DEG, BASE_TILT_DEG)))
-        lin = np.zeros((m, 3))
-        rate_extra = np.zeros((m, 3))
-        for w, (j0, j1, phase, gate_i) in zip(writes, write_sig, strict=True):
-            if w.hand == hand:
-                roll += w.roll_deg * _gate(ti, [(w.on, w.off)], WRITE_ROLL_RAMP_S, fi)
-                lin[j0:j1, 0] += w.acc_g * gate_i * (0.6 * np.sin(phase) + 0.2 * np.sin(2 * phase + 0.4))
-                lin[j0:j1, 1] += w.acc_g * gate_i * np.sin(phase + 1.3)
-                rate_extra[j0:j1, 2] += w.gyr_dps * gate_i * np.cos(phase)
-                rate_extra[j0:j1, 0] += 0.5 * w.gyr_dps * gate_i * np.sin(phase + 0.5)
-            else:
-                lin[j0:j1, 2] += _u(rng, TABLE_VIBRATION_G) * gate_i * np.sin(phase)
+        # -- recording chain: amplifier noise, DC offset, wander, mains --
+        _recording_chain(rng, emg, noise_uv, te, mains_hz, fs)
+        # -- IMU: orientation (deg), linear acceleration (g), extra angular rate (deg/s) --
+        roll, pitch, lin, rate_extra = _writing_imu(rng, writes, write_sig, hand, m, ti, fi)
         for i0, mot, _plat, ev in moves:
             angles = pitch if ev.p["axis"] == 1 else roll
             j0, j1 = _span(float(te[i0]), float(te[i0]) + len(mot) / fs + ev.p["tail"], fi, m)
