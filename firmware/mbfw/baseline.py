@@ -5,15 +5,13 @@
 # to a burst inside the block, or 13/16 of its high quantile (~80th) where that
 # is larger: stationary noise has q80/q20 ~ 1.4, so this only lifts the level
 # of a rest that fluctuates, and the thresholds then keep their meaning
-# (burst against the rest's own fluctuation). The baseline is the minimum of the last MS_LEN block
-# quantiles (8 s): it follows the resting level down at once and up within
-# 8 s, so it survives sessions without REST and the slowly varying tonic and
-# residual activity of real rest, while a burst shorter than 8 s never
-# lifts it.
-#   REST block      its level also joins a ring of the last REST_CAP REST
-#                   blocks; rest = lower median of that ring (reported only)
+# (burst against the rest's own fluctuation). The baseline is the minimum of
+# the last MS_LEN block levels (5 s): it follows the resting level down at
+# once and up within 5 s, so it needs no REST step and follows the slowly
+# varying tonic and residual activity of real rest, while a burst shorter
+# than 5 s never lifts it.
 #   hold block      (the hand's own WRITE step: the task, not rest) leaves the
-#                   minimum ring untouched, so writing never becomes baseline
+#                   ring untouched, so writing never becomes baseline
 #   lost block      (level under 1/DROP of the baseline: a flat stretch or
 #                   dropped samples) is ignored, unless MS_LEN blocks in a row
 #                   are: then the ring restarts from the new level
@@ -26,10 +24,9 @@ BLOCK = const(50)
 QUANT = const(9)
 QHI = const(40)        # high quantile (~80th percentile) of a block
 SPREAD_MUL = const(13)  # level = max(low quantile, 13/16 x high quantile)
-REST_CAP = const(48)
-MS_LEN = const(10)
+MS_LEN = const(10)      # blocks in the minimum ring (5 s)
 B_MIN = const(8)
-DROP = const(8)     # a block quantile under 1/DROP of the baseline is signal loss
+DROP = const(8)         # a block level under 1/DROP of the baseline is signal loss
 
 
 def sort_ints(a, n):
@@ -52,29 +49,14 @@ def minimum(ring, n):
     return m
 
 
-def lower_median(ring, n, scratch):
-    for i in range(n):
-        scratch[i] = ring[i]
-    sort_ints(scratch, n)
-    return scratch[(n - 1) >> 1]
-
-
-# sorting space shared by every baseline (used only inside add())
-_scratch = array("i", bytes(4 * REST_CAP))
-
-
 class Baseline:
     def __init__(self):
         self.blk = array("i", bytes(4 * BLOCK))
-        self.ring = array("i", bytes(4 * REST_CAP))
-        self.nring = 0
-        self.iring = 0
         self.ms = array("i", bytes(4 * MS_LEN))
         self.nms = 0
         self.ims = 0
         self.n = 0      # windows collected in the current block
         self.b = 0      # current baseline (envelope units); 0 = none yet
-        self.rest = 0   # resting level learnt in REST (envelope units); 0 = no REST yet
         self.low = 0    # consecutive blocks far below the baseline
 
     def _lost(self, q):
@@ -91,7 +73,7 @@ class Baseline:
             return False
         return True
 
-    def add(self, env, rest, hold):
+    def add(self, env, hold):
         # add one window's envelope; at a block end update the baseline
         blk = self.blk
         blk[self.n] = env
@@ -106,12 +88,6 @@ class Baseline:
         s = (blk[QHI] * SPREAD_MUL) >> 4
         if s > q:
             q = s
-        if rest:
-            self.ring[self.iring] = q
-            self.iring = (self.iring + 1) % REST_CAP
-            if self.nring < REST_CAP:
-                self.nring += 1
-            self.rest = lower_median(self.ring, self.nring, _scratch)
         if self.nms and (hold or self._lost(q)):
             return
         self.ms[self.ims] = q

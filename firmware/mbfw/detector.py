@@ -4,7 +4,8 @@
 # hand ratio a (max over channels of envelope/baseline, x16) is above t_off;
 # it is a burst when some window in it is above t_on. Bursts whose gap is at
 # most merge_gap windows merge into one event; events shorter than min_win
-# windows are dropped. Features are accumulated per run over the first
+# windows are dropped, and so are brief ones (under short_win) that never
+# pass t_short. Features are accumulated per run over the first
 # FEAT_WIN windows of the event, so every sum stays below 2**30.
 # At finalisation (shared with the host's numpy port): artifact rejection,
 # classification (mirror / burst), feature scaling.
@@ -119,13 +120,6 @@ def finalize(p, cfg, nch, has_imu, t0, out):
     ch = p[R_CH]
     art = 0
     flags = 0
-    # the comb's gain at 1-15 Hz grows with its delay (20 ms at 50 Hz mains,
-    # 50 ms at 60 Hz): scale the rule by 2 or 5 so it means the same for both.
-    # Cable motion and electrode pops are LF-dominated from their first window
-    # to their last. A real burst that moves the limb is LF-rich too, but it
-    # starts as EMG (the movement follows after the electromechanical delay),
-    # so it is rejected only when both its onset and the whole event are
-    # LF-dominated; LF-rich in one of them, it is kept and flagged.
     # A knock jolts the IMU at the very onset of a short transient; a longer
     # event with a jolt is a burst that a knock (or its own movement) overlaps.
     if has_imu and p[R_JMAX] > cfg.jerk_thr:
@@ -133,6 +127,13 @@ def finalize(p, cfg, nch, has_imu, t0, out):
             art = ART_KNOCK
         else:
             flags = FLAG_JOLT
+    # Cable motion and electrode pops are LF-dominated from their first window
+    # to their last. A real burst that moves the limb is LF-rich too, but it
+    # starts as EMG (the movement follows after the electromechanical delay),
+    # so it is rejected only when both its onset and the whole event are
+    # LF-dominated; LF-rich in one of them, it is kept and flagged. The comb's
+    # gain at 1-15 Hz grows with its delay (20 ms at 50 Hz mains, 50 ms at
+    # 60 Hz): the rule is scaled by 2 or 5 so it means the same for both.
     if art == 0 and cfg.lf_k:
         lfk = cfg.lf_k * (5 if cfg.mains_hz == 60 else 2)
         at_onset = _lf_rich(p[R_LF0], p[R_HF0], lfk)

@@ -14,7 +14,7 @@ from mbfw.baseline import Baseline
 from mbfw.detector import Detector
 from mbfw.emg import DEC, MAX_BLOCK, EmgFrontEnd
 from mbfw.imu import ImuFeatures
-from mbfw.task import STEP_REST, Task, write_step
+from mbfw.task import Task, write_step
 
 ENV_WIN = const(4)          # envelope: 4 windows = 40 ms
 ENV_MAX = const((1 << 25) - 1)
@@ -91,7 +91,6 @@ class Hand:
         own = write_step(cfg.hand)
         for w in range(nw):
             step = task.step_at(t)
-            rest = step == STEP_REST
             hold = step == own
             a = 0
             qf = 0
@@ -113,7 +112,7 @@ class Hand:
                     q = (env << 4) // b
                     if q > Q_MAX:
                         q = Q_MAX
-                bl.add(env, rest, hold)
+                bl.add(env, hold)
                 if c == 0:
                     qf = q
                 else:

@@ -54,7 +54,7 @@ from mbfw.emg import BOX, HALF, LF_MAX, comb_delay
 from mbfw.events import EV_NF
 from mbfw.imu import ACC_MAX, GYR_MAX
 from mbfw.pipeline import ENV_MAX, ENV_WIN, HF_MAX, JERK_WIN, Q_MAX
-from mbfw.task import STEP_NONE, STEP_REST, write_step
+from mbfw.task import STEP_NONE, write_step
 
 from .bandio import WINDOW, HandStream
 
@@ -105,11 +105,12 @@ def emg_envelope(raw: np.ndarray) -> np.ndarray:
     return np.minimum(_window_sum(raw, ENV_WIN), ENV_MAX)
 
 
-def emg_baseline(env: np.ndarray, rest_w: np.ndarray, hold_w: np.ndarray | None = None) -> np.ndarray:
+def emg_baseline(env: np.ndarray, hold_w: np.ndarray | None = None) -> np.ndarray:
     """Baseline in force at each window, as ``mbfw.baseline`` (0 = none yet).
 
-    Minimum of the last ``MS_LEN`` block quantiles; blocks ending in a hold
-    window (the hand's own WRITE step) leave the ring untouched.
+    Minimum of the last ``MS_LEN`` block levels; blocks ending in a hold
+    window (the hand's own WRITE step) leave the ring untouched, and so do
+    blocks of signal loss until ``MS_LEN`` of them come in a row.
     """
     blk = fw_baseline.BLOCK
     k = len(env)
@@ -214,13 +215,12 @@ class HandAnalysis:
         self.has_imu = s.has_imu
         self.cfg = cfg
         self.step = task_steps(points, k)
-        rest = self.step == STEP_REST
         hold = self.step == write_step(cfg.hand)
         qs, hf, lf = [], np.zeros(k, dtype=_I), np.zeros(k, dtype=_I)
         for c in range(s.nch):
             raw, lfc = emg_condition(s.emg[c], cfg.mains_hz)
             env = emg_envelope(raw)
-            qs.append(emg_ratio(env, emg_baseline(env, rest, hold)))
+            qs.append(emg_ratio(env, emg_baseline(env, hold)))
             hf += raw >> 4
             lf += lfc
         self.qf = qs[0]

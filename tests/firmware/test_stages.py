@@ -86,13 +86,13 @@ def test_front_end_extremes_stay_below_2_pow_30():
 
 # --- baseline ----------------------------------------------------------------------
 
-def fw_baseline_run(env, rest, hold) -> list[int]:
+def fw_baseline_run(env, hold) -> list[int]:
     """Baseline in force at each window, from the firmware's Baseline."""
     bl = fw_baseline.Baseline()
     out = []
-    for v, r, h in zip(env, rest, hold, strict=True):
+    for v, h in zip(env, hold, strict=True):
         out.append(bl.b)
-        bl.add(int(v), bool(r), bool(h))
+        bl.add(int(v), bool(h))
     return out
 
 
@@ -104,10 +104,9 @@ def test_baseline_matches_numpy_port(seed, nblocks):
     # levels that jump (bursts, drops to near zero = signal loss, slow drifts)
     lv = rng.choice([0, 3, 500, 1000, 4000, 60000, 1 << 25], size=k // 25 + 1)
     env = np.minimum(np.repeat(lv, 25)[:k] + rng.integers(0, 300, k), (1 << 25) - 1)
-    rest = np.repeat(rng.integers(0, 2, k // 100 + 1), 100)[:k].astype(bool)
-    hold = np.repeat(rng.integers(0, 2, k // 100 + 1), 100)[:k].astype(bool) & ~rest
-    ref = fastpath.emg_baseline(env.astype(np.int64), rest, hold)
-    assert fw_baseline_run(env, rest, hold) == ref.tolist()
+    hold = np.repeat(rng.integers(0, 2, k // 100 + 1), 100)[:k].astype(bool)
+    ref = fastpath.emg_baseline(env.astype(np.int64), hold)
+    assert fw_baseline_run(env, hold) == ref.tolist()
     assert all(v == 0 or v >= fw_baseline.B_MIN for v in ref.tolist())
 
 
@@ -118,21 +117,20 @@ def _blocks(*levels_and_counts, jitter=100, seed=1):
     return env + rng.integers(0, jitter, len(env))
 
 
-def test_baseline_is_learnt_in_rest_and_robust_to_a_burst():
+def test_baseline_is_robust_to_a_burst():
     bl = fw_baseline.Baseline()
     rng = np.random.default_rng(1)
     env = rng.integers(900, 1100, 50 * 20)
-    env[300:330] = 50000  # a burst during REST
+    env[300:330] = 50000  # a burst
     for v in env:
-        bl.add(int(v), True, False)
+        bl.add(int(v), False)
     assert 900 <= bl.b <= 1100
-    assert 900 <= bl.rest <= 1100
 
 
 def test_baseline_without_rest_adapts_down_at_once_and_up_within_the_ring():
     nb = fw_baseline.MS_LEN
     env = _blocks((8000, 1), (1000, 20), (5000, nb + 2))
-    b = fw_baseline_run(env, [False] * len(env), [False] * len(env))
+    b = fw_baseline_run(env, [False] * len(env))
     blk = fw_baseline.BLOCK
     assert b[blk + 1] <= 8100  # recording starts inside a burst: its level first
     assert 1000 <= b[2 * blk + 1] < 1200  # then down as soon as a quiet block ends
@@ -144,21 +142,21 @@ def test_baseline_without_rest_adapts_down_at_once_and_up_within_the_ring():
 def test_baseline_ignores_bursts_shorter_than_the_ring():
     rng = np.random.default_rng(3)
     env = np.array([1000 if i % 300 < 200 else 30000 for i in range(50 * 40)]) + rng.integers(0, 50, 2000)
-    b = fw_baseline_run(env, [False] * len(env), [False] * len(env))
+    b = fw_baseline_run(env, [False] * len(env))
     assert max(b[100:]) < 1300
 
 
 def test_baseline_holds_during_the_hands_own_writing():
     env = _blocks((1000, 4), (20000, 40))
     hold = [False] * (4 * 50) + [True] * (40 * 50)
-    b = fw_baseline_run(env, [False] * len(env), hold)
+    b = fw_baseline_run(env, hold)
     assert max(b[51:]) < 1200  # writing never becomes the baseline
 
 
 def test_baseline_ignores_signal_loss_until_it_lasts():
     nb = fw_baseline.MS_LEN
     env = _blocks((1000, 4), (0, 3), (1000, 4), (0, nb + 1), jitter=3)
-    b = fw_baseline_run(env, [False] * len(env), [False] * len(env))
+    b = fw_baseline_run(env, [False] * len(env))
     assert min(b[51:11 * 50]) >= 1000  # a flat stretch is not rest
     assert b[-1] == fw_baseline.B_MIN  # unless it lasts as long as the ring
 
@@ -167,8 +165,8 @@ def test_baseline_level_follows_a_fluctuating_rest():
     rng = np.random.default_rng(5)
     steady = rng.integers(950, 1050, 50 * 20)
     bursty = np.where(rng.random(50 * 20) < 0.5, 1000, 4000)  # Myo-like rest: q80/q20 = 4
-    b1 = fw_baseline_run(steady, [False] * 1000, [False] * 1000)[-1]
-    b2 = fw_baseline_run(bursty, [False] * 1000, [False] * 1000)[-1]
+    b1 = fw_baseline_run(steady, [False] * 1000)[-1]
+    b2 = fw_baseline_run(bursty, [False] * 1000)[-1]
     assert 950 <= b1 <= 1050  # stationary rest: its low quantile
     assert b2 == (4000 * fw_baseline.SPREAD_MUL) >> 4  # bursty rest: the raised level
 
