@@ -142,30 +142,22 @@ def fit_spectrum(seg: np.ndarray, fs: float) -> tuple[float, float]:
 def lfhf_ratio(uv: np.ndarray, fs: float, spans: list[tuple[float, float]], mains_hz: int = 50) -> list[float]:
     """Σlf/Σhf over each ``(onset_s, offset_s)`` span, as the band's front end measures it.
 
-    The signal (uV) is resampled to 1 kHz, quantised at 0.5 uV per count, then
-    comb ``c = x[n] - x[n-d]`` (d = 20 at 50 Hz, 17 at 60 Hz), box sum
-    ``s`` of 32 comb samples, ``h = c[n-16] - s >> 5``; per 10 ms window
-    ``hf = Σ|h| >> 4`` and ``lf = |s| >> 7`` at the window end. This is a
-    re-implementation for fitting; it does not call the detector.
+    The signal (uV) is resampled to 1 kHz and quantised as the band's ADC
+    (:func:`mirrorband.bandio.emg_counts`), then run through the band's own
+    front end (:func:`mirrorband.fastpath.emg_condition`: comb notch, box
+    high-pass, 10 ms windows); per window ``hf = raw >> 4`` as the detector
+    sums it. Only the front end: no detector decision is used.
     """
+    from .bandio import WINDOW, emg_counts
+    from .fastpath import emg_condition
+
     x = np.asarray(uv, float)
     if fs != 1000.0:
         up, down = _ratio(fs)
         x = signal.resample_poly(x, up, down)
-    c0 = np.rint(x * 2).astype(np.int64)
-    d = 20 if mains_hz == 50 else 17
-    c = c0.copy()
-    c[d:] = c0[d:] - c0[:-d]
-    c[:d] = c0[:d] - c0[0]
-    cs = np.cumsum(c)
-    s = cs.copy()
-    s[32:] -= cs[:-32]
-    h = np.zeros_like(c)
-    h[16:] = c[:-16]
-    h -= s >> 5
-    nw = len(h) // 10
-    hf = np.abs(h[: nw * 10]).reshape(nw, 10).sum(axis=1) >> 4
-    lf = np.abs(s[9 : nw * 10 : 10]) >> 7
+    x = x[: len(x) // WINDOW * WINDOW]
+    raw, lf = emg_condition(emg_counts(x), mains_hz)
+    hf = raw >> 4
     out = []
     for a, b in spans:
         i0, i1 = int(a * 100), max(int(a * 100) + 1, int(b * 100))
