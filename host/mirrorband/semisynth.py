@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from . import datasets
-from .evaluate import score_recording
+from .evaluate import prf, score_recording
 from .recording import EMG_RATE_HZ, IMU_RATE_HZ, Annotation, HandSignals, Recording
 
 BURST_SOURCES = ("plux", "uci")
@@ -280,8 +280,7 @@ def snr_curve(detect: Callable[[Recording], list[dict]], snrs_db: Iterable[float
             tp, fp, fn = tp + s["tp"], fp + s["fp"], fn + s["fn"]
             minutes += rec.duration / 60.0
         n_true = tp + fn
-        f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
         out.append({"snr_db": float(snr), "n_recordings": len(seeds), "n_true": n_true, "n_detected_true": tp,
                     "p_detect": tp / n_true if n_true else None, "n_false": fp, "minutes": minutes,
-                    "fp_per_min": fp / minutes if minutes else None, "f1": round(f1, 4)})
+                    "fp_per_min": fp / minutes if minutes else None, "f1": prf(tp, fp, fn)["f1"]})
     return out
