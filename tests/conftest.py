@@ -43,7 +43,7 @@ def compile_firmware(dest: Path, extra: list[Path] = ()) -> Path:
 
 def run_unix(code: str, heapsize: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     """Run code in the MicroPython unix port."""
-    from mirrorband.mpy import MicroPythonMissing, micropython_cmd
+    from mirrorband.detect.mpy import MicroPythonMissing, micropython_cmd
 
     try:
         cmd = micropython_cmd("-c", code, heapsize=heapsize)

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from mirrorband.controller import ProtocolStep
-from mirrorband.demo import run_demo
+from mirrorband.cli.demo import run_demo
+from mirrorband.control.controller import ProtocolStep
 
 pytestmark = [pytest.mark.timeout(120)]
 

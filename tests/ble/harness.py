@@ -19,9 +19,9 @@ from mbfw.fsio import OsFS
 from mbfw.handler import Handler
 from mbfw.identity import Identity, MemStore
 from mbfw.logrec import T_EVENT
-from mirrorband.client import aes_ctr
-from mirrorband.vradio import mpble
-from mirrorband.vradio.hub import Radio
+from mirrorband.bands.client import aes_ctr
+from mirrorband.sim.vradio import mpble
+from mirrorband.sim.vradio.hub import Radio
 
 KEY = bytes(range(32))
 

@@ -11,7 +11,7 @@ import pytest
 from mbfw import beacon as B
 from mbfw.app import PeerLink
 from mbfw.bleservice import adv_data
-from mirrorband.vradio.hub import LinkTiming, Radio
+from mirrorband.sim.vradio.hub import LinkTiming, Radio
 
 from .harness import Band
 

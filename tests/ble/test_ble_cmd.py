@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from mirrorband.cli import main
-from mirrorband.keystore import BandKey, Keystore
+from mirrorband.bands.keystore import BandKey, Keystore
+from mirrorband.cli.main import main
 
 from .harness import KEY, Band
 
@@ -64,7 +64,7 @@ def fill_run(band: Band, n: int) -> None:
 @pytest.fixture
 def hub_and_band(tmp_path: Path):  # noqa: ANN201
     env = dict(os.environ, PYTHONPATH="host:firmware")
-    proc = subprocess.Popen([sys.executable, "-m", "mirrorband.vradio.hub", "host", "band-L", "--untimed"],
+    proc = subprocess.Popen([sys.executable, "-m", "mirrorband.sim.vradio.hub", "host", "band-L", "--untimed"],
                             stdout=subprocess.PIPE, text=True, env=env, cwd=str(Path(__file__).parents[2]))
     specs = {}
     assert proc.stdout is not None
@@ -122,8 +122,8 @@ def test_scan_pair_download_on_the_virtual_radio(hub_and_band, monkeypatch, caps
     assert main(["report", str(s["id"]), "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["session"] == s["id"] and "metrics" in rep
-    from mirrorband.session import load
-    from mirrorband.store import Store
+    from mirrorband.sessions.session import load
+    from mirrorband.sessions.store import Store
     with Store(data) as st:
         sess = load(st, s["id"])
         want = [(ev[4] - START_MS, ev[5] - START_MS) for ev in band.run_events]

@@ -13,11 +13,11 @@ from bleak.exc import BleakGATTProtocolError
 
 from mbfw import bleservice as S
 from mbfw import protocol as P
-from mirrorband.ble.download import download
-from mirrorband.ble.link import BandLink, State
-from mirrorband.client import BandClient
-from mirrorband.vradio.bleak_backend import BumbleAdapter
-from mirrorband.vradio.hub import LinkTiming, Radio
+from mirrorband.bands.ble.link import BandLink, State
+from mirrorband.bands.client import BandClient
+from mirrorband.sessions.download import download
+from mirrorband.sim.vradio.bleak_backend import BumbleAdapter
+from mirrorband.sim.vradio.hub import LinkTiming, Radio
 
 from .harness import KEY, Band, record_hash
 
@@ -35,7 +35,7 @@ async def find(adapter: BumbleAdapter, name: str):  # noqa: ANN201
 
 
 def client() -> BandClient:
-    from mirrorband.client import aes_ctr  # noqa: F401 - pages are AES-CTR encrypted by the harness
+    from mirrorband.bands.client import aes_ctr  # noqa: F401 - pages are AES-CTR encrypted by the harness
 
     return BandClient(KEY, require_encryption=True)
 
@@ -193,7 +193,7 @@ async def test_one_central_at_a_time(tmp_path: Path) -> None:
 
 
 async def test_host_clock_sync_end_to_end(tmp_path: Path) -> None:
-    from mirrorband.ble.sync import sync_clock
+    from mirrorband.bands.ble.sync import sync_clock
 
     radio = Radio(LinkTiming())
     band = await Band(radio, "MB-L", tmp_path / "log").start()
@@ -217,8 +217,8 @@ async def test_host_clock_sync_end_to_end(tmp_path: Path) -> None:
 
 
 async def test_download_bench_entry_runs_small() -> None:
-    # mirrorband.ble.bench (for `mirrorband bench`): the same download under the timing model
-    from mirrorband.ble.bench import run_download_bench
+    # mirrorband.benchmarks.ble (for `mirrorband bench`): the same download under the timing model
+    from mirrorband.benchmarks.ble import run_download_bench
 
     out = await asyncio.to_thread(run_download_bench, 200)  # it runs its own event loop
     assert out["received"] == 200 and out["mtu"] == 247 and out["efficiency_data"] >= 0.9

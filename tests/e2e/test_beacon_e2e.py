@@ -13,11 +13,11 @@ import pytest
 
 from mbfw.app import ST_DONE
 from mbfw.events import EV_FLAGS, EV_OFFSET, EV_ONSET, FLAG_PEER_UNKNOWN
-from mirrorband.replay import event_dict, replay_events, sort_events
-from mirrorband.simulate import simulate
-from mirrorband.virtual.band import VirtualBand, World, session_events
-from mirrorband.virtual.signals import from_recording
-from mirrorband.virtual.sim import SimRadio
+from mirrorband.detect.replay import event_dict, replay_events, sort_events
+from mirrorband.sim.simulate import simulate
+from mirrorband.sim.virtual.band import VirtualBand, World, session_events
+from mirrorband.sim.virtual.signals import from_recording
+from mirrorband.sim.virtual.sim import SimRadio
 
 PROTOCOL = [("REST", 6.0), ("WRITE L", 7.0), ("WRITE R", 7.0), ("REST", 2.0)]
 CUT_S = 9.0  # the beacon is cut here (during WRITE L)

@@ -1,7 +1,7 @@
 """Host re-classification of ``peer_unknown`` events, checked against replay (in process, fast).
 
 Both bands run the real firmware pipeline (``mbfw.pipeline.Hand``) block by block as in
-``mirrorband.replay``, but from a cut on each band detects without the other's activity
+``mirrorband.detect.replay``, but from a cut on each band detects without the other's activity
 (what a lost beacon does): events are marked ``peer_unknown`` and classified from the task
 step. Each band's own activity state per 10 ms window (``Hand.act_w``, what its beacon
 carries) is turned into activity spans in band milliseconds. The two logs, on band clocks
@@ -17,8 +17,8 @@ import pytest
 
 from mbfw.events import EV_FLAGS, EV_NF, EV_OFFSET, EV_ONSET, FLAG_PEER_UNKNOWN
 from mbfw.pipeline import Hand
-from mirrorband.bandio import band_settings, streams, task_points
-from mirrorband.replay import (
+from mirrorband.detect.bandio import band_settings, streams, task_points
+from mirrorband.detect.replay import (
     BLOCK,
     event_dict,
     hand_config,
@@ -26,8 +26,8 @@ from mirrorband.replay import (
     imu_blocks,
     replay_events,
 )
-from mirrorband.session import BandMarkers, merge_band_logs, reclassify
-from mirrorband.simulate import simulate
+from mirrorband.sessions.session import BandMarkers, merge_band_logs, reclassify
+from mirrorband.sim.simulate import simulate
 
 PROTOCOL = [("REST", 5.0), ("WRITE L", 12.0), ("REST", 3.0), ("WRITE R", 12.0), ("REST", 3.0),
             ("WRITE L", 10.0), ("REST", 2.0)]

@@ -19,7 +19,7 @@ from mbfw.handler import Handler
 from mbfw.identity import Identity, MemStore
 from mbfw.logrec import MAX_REC, T_EVENT, parse_records
 from mbfw.security import seal
-from mirrorband.client import BandClient, BandError, aes_ctr
+from mirrorband.bands.client import BandClient, BandError, aes_ctr
 
 KEY = bytes(range(32))
 BAND_ID = bytes.fromhex("0102030405060708")

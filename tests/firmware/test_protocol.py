@@ -9,7 +9,7 @@ import pytest
 from mbfw import protocol as P
 from mbfw.config import FIELD_NAMES
 from mbfw.security import Keys, seal, verify
-from mirrorband.client import aes_ctr
+from mirrorband.bands.client import aes_ctr
 
 from ..micropython import protocol_check as golden
 

@@ -17,7 +17,7 @@ from mbfw import protocol as P
 from mbfw import security as S
 from mbfw.fsio import OsFS, PowerCut, PowerCutFS
 from mbfw.identity import FileStore, Identity, MemStore
-from mirrorband.client import BandClient, BandError, aes_ctr
+from mirrorband.bands.client import BandClient, BandError, aes_ctr
 
 KEY = bytes(range(32))
 

@@ -17,8 +17,8 @@ from mbfw.emg import EmgFrontEnd
 from mbfw.events import EV_NF
 from mbfw.imu import ImuFeatures, isqrt
 from mbfw.task import STEP_NONE, STEP_REST, STEP_WRITE_L, STEP_WRITE_R, Task, TaskError
-from mirrorband import fastpath
-from mirrorband.bandio import HandStream, imu_window
+from mirrorband.detect import fastpath
+from mirrorband.detect.bandio import HandStream, imu_window
 
 FS = 1000
 

@@ -12,7 +12,7 @@ import pytest
 
 from mbfw import protocol as P
 from mbfw.task import STEP_NONE, STEP_REST
-from mirrorband.client import BandClient
+from mirrorband.bands.client import BandClient
 
 
 def _text(m) -> str:

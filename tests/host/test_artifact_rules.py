@@ -25,8 +25,8 @@ import numpy as np
 import pytest
 from scipy.signal import butter, sosfilt
 
+from mirrorband.detect.replay import replay
 from mirrorband.recording import Annotation, HandSignals, Recording
-from mirrorband.replay import replay
 
 FS = 1000
 IMU = 104

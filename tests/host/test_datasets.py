@@ -1,4 +1,4 @@
-"""Loaders for the real recordings in ../shared/data (mirrorband.datasets); skipped when absent."""
+"""Loaders for the real recordings in ../shared/data (mirrorband.analysis.datasets); skipped when absent."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from mirrorband import datasets
+from mirrorband.analysis import datasets
 from mirrorband.recording import EMG_RATE_HZ
 
 

@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mirrorband import edf
-from mirrorband.edf import read_edf, write_edf
 from mirrorband.recording import Annotation, HandSignals, Recording, RecordingError
-from mirrorband.simulate import simulate
+from mirrorband.sessions import edf
+from mirrorband.sessions.edf import read_edf, write_edf
+from mirrorband.sim.simulate import simulate
 
 SHORT = [("REST", 3.0), ("WRITE L", 6.0), ("REST", 2.0), ("WRITE R", 6.0), ("REST", 2.0)]
 

@@ -1,4 +1,4 @@
-"""Scoring detected events against ground truth (mirrorband.evaluate)."""
+"""Scoring detected events against ground truth (mirrorband.analysis.evaluate)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mirrorband.evaluate import format_table, match, prf, score_recording, summarize
+from mirrorband.analysis.evaluate import format_table, match, prf, score_recording, summarize
 from mirrorband.recording import Annotation, HandSignals, Recording
 
 

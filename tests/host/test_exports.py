@@ -7,12 +7,12 @@ import json
 
 import pytest
 
-from mirrorband.edf import read_edf, write_edf
-from mirrorband.exports import EVENT_COLUMNS, detector_text, export, metrics_csv_path
-from mirrorband.metrics import for_session
-from mirrorband.session import import_edf, load
-from mirrorband.simulate import simulate
-from mirrorband.store import Store, StoreError
+from mirrorband.analysis.metrics import for_session
+from mirrorband.export.exports import EVENT_COLUMNS, detector_text, export, metrics_csv_path
+from mirrorband.sessions.edf import read_edf, write_edf
+from mirrorband.sessions.session import import_edf, load
+from mirrorband.sessions.store import Store, StoreError
+from mirrorband.sim.simulate import simulate
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +138,7 @@ def test_band_session_has_no_edf(tmp_path):
 
 
 def test_band_session_html_report_uses_event_bars(tmp_path):
-    from mirrorband.htmlreport import render_html, summary_text
+    from mirrorband.export.htmlreport import render_html, summary_text
 
     steps = [{"kind": "REST", "onset_s": 0.0, "offset_s": 10.0}, {"kind": "WRITE L", "onset_s": 10.0, "offset_s": 70.0}]
     events = [{"hand": "R", "kind": "mirror", "onset_s": 12.0, "offset_s": 13.5, "peak_ratio": 9.0, "area": 4.0},

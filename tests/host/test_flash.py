@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from mirrorband import flash_cmd
+from mirrorband.cli import flash as flash_cmd
 
 from ..conftest import REPO
 from ..virtual.test_sim_cli import Sim, mb
@@ -142,7 +142,7 @@ def test_doctor_reports_an_electrode_off(tmp_path):
         p = mb(["doctor", "--port", port], data)
         assert p.returncode == 1
         line = [ln for ln in p.stdout.splitlines() if "EXT +" in ln][0]
-        assert line.startswith("FAIL") and "IN2P OFF" in line
+        assert line.startswith("FAIL") and "IN2P OFF" in line, p.stdout
         assert [ln for ln in p.stdout.splitlines() if "FLEX +" in ln][0].startswith("ok")
     finally:
         sim.kill()

@@ -1,4 +1,4 @@
-"""Leave-one-source-out evaluation (mirrorband.loso) and its bench text blocks.
+"""Leave-one-source-out evaluation (mirrorband.analysis.loso) and its bench text blocks.
 
 Fake sources are short simulated sessions (numpy runtime). Detector results are
 never hard-coded: the tests compare loso's choices with choices computed
@@ -13,8 +13,8 @@ from dataclasses import replace
 import pytest
 
 from mbfw.config import _FIELDS, Config, ConfigError
-from mirrorband.evaluate import score_recording, summarize
-from mirrorband.loso import (
+from mirrorband.analysis.evaluate import score_recording, summarize
+from mirrorband.analysis.loso import (
     DEFAULT_GRID,
     QUICK_GRID,
     Evaluator,
@@ -24,9 +24,9 @@ from mirrorband.loso import (
     loso,
     valid_overrides,
 )
+from mirrorband.detect.replay import replay
 from mirrorband.recording import Recording
-from mirrorband.replay import replay
-from mirrorband.simulate import simulate
+from mirrorband.sim.simulate import simulate
 
 PROTOCOL = [("REST", 4.0), ("WRITE L", 16.0), ("REST", 2.0)]
 T_ON_MAX = next(hi for name, _lo, hi in _FIELDS if name == "t_on")
@@ -195,7 +195,7 @@ def test_bad_sources_are_refused():
 
 def test_neurokit2_runs_on_the_same_recordings():
     pytest.importorskip("neurokit2")
-    from mirrorband.nkpeer import nk_events
+    from mirrorband.analysis.nkpeer import nk_events
 
     short = simulate("severe-R", seed=7, protocol=[("REST", 3.0), ("WRITE L", 6.0)])
     res = loso({"s": [short]}, [{}])
@@ -220,7 +220,7 @@ def _entry(f1_frozen, f1_held, f1_nk, held=None):
 
 
 def test_bench_text_names_every_split():
-    from mirrorband.bench import format_real
+    from mirrorband.benchmarks.bench import format_real
 
     tun = {"overrides": {"t_on": 64}, "grid_index": 0,
            "pooled": {"n_recordings": 4, "tp": 9, "fp": 0, "fn": 1, "precision": 1.0, "recall": 0.9, "f1": 0.947,
@@ -248,7 +248,7 @@ def test_bench_text_names_every_split():
 
 
 def test_bench_text_skips_cleanly():
-    from mirrorband.bench import format_real
+    from mirrorband.benchmarks.bench import format_real
 
     text = "\n".join(format_real({"skipped": "shared data folder not found", "snr_curve": {"skipped": "absent"}}))
     assert "Real recordings: skipped (shared data folder not found)" in text
@@ -261,7 +261,7 @@ def test_bench_text_skips_cleanly():
 
 
 def test_bench_text_snr_curve():
-    from mirrorband.bench import format_snr
+    from mirrorband.benchmarks.bench import format_snr
 
     def curve(ps):
         return [{"snr_db": snr, "n_recordings": 1, "n_true": 10, "n_detected_true": int(p * 10), "p_detect": p,
@@ -279,7 +279,7 @@ def test_bench_text_snr_curve():
 
 
 def test_bench_formats_a_real_loso_result(fake_sources):
-    from mirrorband.bench import format_real, real_figures
+    from mirrorband.benchmarks.bench import format_real, real_figures
 
     grid = [{"t_on": T_ON_MAX}, {}]
     block = real_figures(fake_sources, grid, progress=lambda _m: None, peer=False)
@@ -293,8 +293,8 @@ def test_bench_formats_a_real_loso_result(fake_sources):
 
 
 def test_bench_real_sources(tmp_path):
-    from mirrorband.bench import QUICK_UCI_FILES, real_sources_for_bench
-    from mirrorband.datasets import shared_data_dir
+    from mirrorband.analysis.datasets import shared_data_dir
+    from mirrorband.benchmarks.bench import QUICK_UCI_FILES, real_sources_for_bench
 
     with pytest.raises(FileNotFoundError):
         real_sources_for_bench(quick=True, root=tmp_path)  # no data: a clear error, bench reports it as skipped

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from mirrorband.metrics import (
+from mirrorband.analysis.metrics import (
     emg_ratio_from_events,
     emg_ratio_from_recording,
     grade,
     session_metrics,
     truth_events,
 )
-from mirrorband.session import analyse_recording, steps_from_recording
-from mirrorband.simulate import simulate
+from mirrorband.sessions.session import analyse_recording, steps_from_recording
+from mirrorband.sim.simulate import simulate
 
 STEPS = [
     {"kind": "REST", "onset_s": 0.0, "offset_s": 10.0},
@@ -140,8 +140,8 @@ def test_severity_ordering(simulated):
 # --- trends ------------------------------------------------------------------------------------
 
 def test_trend_follows_the_affected_hand_against_a_baseline(tmp_path):
-    from mirrorband.store import Store, StoreError
-    from mirrorband.trends import format_trend, patient_trend
+    from mirrorband.analysis.trends import format_trend, patient_trend
+    from mirrorband.sessions.store import Store, StoreError
 
     def sess(st, day, n_mirror, patient="P1"):
         ev = [_e("R", "mirror", 12.0 + 5 * i, 13.0 + 5 * i, area=3.0) for i in range(n_mirror)]

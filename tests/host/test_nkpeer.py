@@ -1,12 +1,12 @@
-"""The NeuroKit2 peer detector with the band's task rule (mirrorband.nkpeer)."""
+"""The NeuroKit2 peer detector with the band's task rule (mirrorband.analysis.nkpeer)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mirrorband.evaluate import score_recording
-from mirrorband.nkpeer import classify, nk_events, runs, union_bursts
+from mirrorband.analysis.evaluate import score_recording
+from mirrorband.analysis.nkpeer import classify, nk_events, runs, union_bursts
 from mirrorband.recording import Annotation, HandSignals, Recording
 
 pytest.importorskip("neurokit2")

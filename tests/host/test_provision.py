@@ -15,9 +15,9 @@ from mbfw.console import Console
 from mbfw.handler import Handler
 from mbfw.identity import Identity, MemStore
 from mbfw.logrec import T_EVENT
-from mirrorband.cli import main
-from mirrorband.client import BandClient, aes_ctr
-from mirrorband.keystore import BandKey, Keystore
+from mirrorband.bands.client import BandClient, aes_ctr
+from mirrorband.bands.keystore import BandKey, Keystore
+from mirrorband.cli.main import main
 
 from ..firmware.test_handler import FakeDevice, event, log_snapshot, real_log
 
@@ -179,7 +179,7 @@ def test_keystore_atomic_private_and_tightened(tmp_path):
     assert stat.S_IMODE(ks.path.stat().st_mode) == 0o600
     assert [p.name for p in ks.path.parent.iterdir() if p.name.startswith(".keystore.")] == []
     ks.path.write_text("{not json")
-    from mirrorband.keystore import KeystoreError
+    from mirrorband.bands.keystore import KeystoreError
 
     with pytest.raises(KeystoreError) as e:
         ks.bands()

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mirrorband.cli import main
-from mirrorband.edf import read_edf, write_edf
+from mirrorband.cli.main import main
+from mirrorband.detect.replay import replay, replay_events
 from mirrorband.recording import HandSignals, Recording
-from mirrorband.replay import replay, replay_events
-from mirrorband.simulate import simulate
+from mirrorband.sessions.edf import read_edf, write_edf
+from mirrorband.sim.simulate import simulate
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +136,7 @@ def test_every_command_has_help():
 
 
 def test_band_limited_emg_turns_the_lf_rule_off():
-    from mirrorband.bandio import band_settings, effective_emg_rate
+    from mirrorband.detect.bandio import band_settings, effective_emg_rate
 
     rec = simulate("moderate-R", seed=3, emg_rate=1000.0)
     assert effective_emg_rate(rec) > 900

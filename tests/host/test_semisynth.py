@@ -1,11 +1,11 @@
-"""Semi-synthetic recordings from real data (mirrorband.semisynth); skipped when the shared data are absent."""
+"""Semi-synthetic recordings from real data (mirrorband.analysis.semisynth); skipped when the shared data are absent."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mirrorband import datasets, semisynth
+from mirrorband.analysis import datasets, semisynth
 from mirrorband.recording import EMG_RATE_HZ
 
 

@@ -9,10 +9,10 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from mirrorband.cli import main
-from mirrorband.edf import write_edf
-from mirrorband.simulate import simulate
-from mirrorband.store import ENV_DATA_DIR, SCHEMA_VERSION
+from mirrorband.cli.main import main
+from mirrorband.sessions.edf import write_edf
+from mirrorband.sessions.store import ENV_DATA_DIR, SCHEMA_VERSION
+from mirrorband.sim.simulate import simulate
 
 
 def run(capsys, *argv):

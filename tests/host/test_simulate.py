@@ -10,7 +10,7 @@ import pytest
 from scipy import signal
 
 from mirrorband.recording import HANDS, IMU_RATE_HZ, RecordingError
-from mirrorband.simulate import MIN_GAP_S, SCENARIOS, default_protocol, parse_scenario, simulate
+from mirrorband.sim.simulate import MIN_GAP_S, SCENARIOS, default_protocol, parse_scenario, simulate
 
 SHORT = [("REST", 4.0), ("WRITE L", 8.0), ("REST", 2.0), ("WRITE R", 8.0)]
 TRUTH = ("MIRROR", "BURST", "ARTIFACT")
@@ -383,8 +383,8 @@ def test_fast_enough():
 
 import hashlib  # noqa: E402
 
-from mirrorband import simfit  # noqa: E402
-from mirrorband.simulate import V2_MOTION_GAIN, V2_SPECTRA, simulated_set_v2  # noqa: E402
+from mirrorband.sim import simfit  # noqa: E402
+from mirrorband.sim.simulate import V2_MOTION_GAIN, V2_SPECTRA, simulated_set_v2  # noqa: E402
 
 
 def rec_hash(rec):
@@ -573,7 +573,7 @@ def test_simulated_set_v2_covers_the_grid():
 def test_v2_constants_match_the_fit():
     """The fitted numbers in simulate.py are what simfit gets from the shared data (skips without it)."""
     try:
-        from mirrorband.datasets import load_plux
+        from mirrorband.analysis.datasets import load_plux
 
         x = load_plux("emg_1000_hz_16_bits_solo").hands["R"].emg["FLEX"]
     except (FileNotFoundError, ImportError):

@@ -15,9 +15,16 @@ import pytest
 
 from mbfw.events import EV_NF, FLAG_PEER_UNKNOWN, KIND_ARTIFACT, KIND_BURST, KIND_MIRROR, pack
 from mbfw.task import STEP_REST, STEP_WRITE_L, STEP_WRITE_R
-from mirrorband import store as store_mod
-from mirrorband.session import BandMarkers, ingest_band_pages, load, merge_band_logs, reclassify, rederive
-from mirrorband.store import ENV_DATA_DIR, MIGRATIONS, SCHEMA_VERSION, Store, StoreError, data_dir
+from mirrorband.sessions import store as store_mod
+from mirrorband.sessions.session import (
+    BandMarkers,
+    ingest_band_pages,
+    load,
+    merge_band_logs,
+    reclassify,
+    rederive,
+)
+from mirrorband.sessions.store import ENV_DATA_DIR, MIGRATIONS, SCHEMA_VERSION, Store, StoreError, data_dir
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -142,7 +149,7 @@ def test_raw_files_are_content_addressed_and_temporaries_swept(tmp_path):
 
 _WRITER = textwrap.dedent("""
     import sys
-    from mirrorband.store import Store
+    from mirrorband.sessions.store import Store
     st = Store(sys.argv[1])
     i = 0
     while True:

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from mbfw.task import STEP_NONE, STEP_REST, STEP_WRITE_L, STEP_WRITE_R
-from mirrorband.cli import main
+from mirrorband.cli.main import main
+from mirrorband.cli.task import find_protocol, protocols, task_points
 from mirrorband.errors import CliError
-from mirrorband.task_cmd import find_protocol, protocols, task_points
 
 
 def test_task_list_text_and_json(capsys) -> None:  # noqa: ANN001

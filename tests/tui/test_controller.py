@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mirrorband.controller import (
+from mirrorband.control.controller import (
     PROTOCOLS,
     ControllerError,
     DownloadInterrupted,
@@ -39,8 +39,8 @@ async def run(c: PlaybackController, steps=SHORT) -> list[LiveFrame]:
 
 
 def test_live_events_are_the_firmware_replay(tmp_path: Path) -> None:
-    from mirrorband.replay import replay
-    from mirrorband.simulate import simulate
+    from mirrorband.detect.replay import replay
+    from mirrorband.sim.simulate import simulate
 
     async def go():
         c = ctl(tmp_path)
@@ -62,8 +62,8 @@ def test_live_events_are_the_firmware_replay(tmp_path: Path) -> None:
 
 
 def test_download_resumes_without_loss_or_duplicates(tmp_path: Path) -> None:
-    from mirrorband.session import load
-    from mirrorband.store import Store
+    from mirrorband.sessions.session import load
+    from mirrorband.sessions.store import Store
 
     async def go():
         c = ctl(tmp_path, faults=Faults(drop_download={"R": 0}))
@@ -127,7 +127,7 @@ def test_stop_keeps_what_was_recorded(tmp_path: Path) -> None:
 
     frames, res = asyncio.run(go())
     assert frames[-1].finished and frames[-1].stopped and frames[-1].t_s < 60
-    from mirrorband.store import Store
+    from mirrorband.sessions.store import Store
 
     with Store(tmp_path) as st:
         row = st.session_row(res[0].session_id)

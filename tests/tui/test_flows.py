@@ -7,7 +7,7 @@ from pathlib import Path
 
 from textual.widgets import DataTable, Select
 
-from mirrorband.controller import Faults
+from mirrorband.control.controller import Faults
 from mirrorband.tui import MirrorbandApp
 from mirrorband.tui.session_view import SessionView
 
@@ -67,7 +67,7 @@ def test_download_screen_resumes(tmp_path: Path) -> None:
 
 
 def ctl_steps():
-    from mirrorband.controller import PROTOCOLS
+    from mirrorband.control.controller import PROTOCOLS
 
     return PROTOCOLS[SHORT]
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable
 
+from mirrorband.control.controller import PROTOCOLS
 from mirrorband.tui import MirrorbandApp
 from mirrorband.tui.session_view import SessionView
 
@@ -48,7 +49,7 @@ def test_download(snap_compare, tmp_path: Path) -> None:
         ctl = pilot.app.controller
         for b in await ctl.scan():
             await ctl.pair(b.id)
-        await ctl.set_task(__import__("mirrorband.controller").controller.PROTOCOLS[SHORT])
+        await ctl.set_task(PROTOCOLS[SHORT])
         await ctl.start_task()
         async for _ in ctl.live():
             pass

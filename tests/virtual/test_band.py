@@ -12,11 +12,11 @@ from mbfw.app import ST_DONE, ST_IDLE
 from mbfw.events import EV_FLAGS, EV_OFFSET, EV_ONSET, FLAG_PEER_UNKNOWN, pack
 from mbfw.fsio import PowerCut
 from mbfw.task import STEP_NONE, STEP_REST, STEP_WRITE_L
+from mirrorband.detect.replay import replay_events, sort_events
 from mirrorband.recording import RecordingError
-from mirrorband.replay import replay_events, sort_events
-from mirrorband.simulate import simulate
-from mirrorband.virtual.band import VirtualBand, World, connect_peers, session_events
-from mirrorband.virtual.signals import BandSignals, from_recording, from_scenario
+from mirrorband.sim.simulate import simulate
+from mirrorband.sim.virtual.band import VirtualBand, World, connect_peers, session_events
+from mirrorband.sim.virtual.signals import BandSignals, from_recording, from_scenario
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +127,7 @@ def test_real_time_mode_delivers_one_sample_per_ms(tmp_path):
 
 
 def test_clock_offset_drift_and_set_time():
-    from mirrorband.virtual.clock import TrueTime, VirtualClock
+    from mirrorband.sim.virtual.clock import TrueTime, VirtualClock
 
     true = TrueTime(fast=True)
     c = VirtualClock(true, offset_us=5_000_000, drift_ppm=50.0)

@@ -9,9 +9,9 @@ import pytest
 
 from mbfw import ads1292r as A
 from mbfw import lsm6dsox as L
-from mirrorband.virtual.ads1292r_emu import ADS1292REmu
-from mirrorband.virtual.lsm6dsox_emu import FIFO_WORDS, LSM6DSOXEmu
-from mirrorband.virtual.machine import I2C, SPI, Pin
+from mirrorband.sim.virtual.ads1292r_emu import ADS1292REmu
+from mirrorband.sim.virtual.lsm6dsox_emu import FIFO_WORDS, LSM6DSOXEmu
+from mirrorband.sim.virtual.machine import I2C, SPI, Pin
 
 
 class Now:

@@ -11,13 +11,13 @@ import pytest
 
 from mbfw.app import ST_DONE
 from mbfw.task import STEP_NONE, STEP_REST, STEP_WRITE_L, STEP_WRITE_R
-from mirrorband.controller import PROTOCOLS
+from mirrorband.cli.task import task_points
+from mirrorband.control.controller import PROTOCOLS
+from mirrorband.detect.replay import replay_events, sort_events
 from mirrorband.recording import RecordingError
-from mirrorband.replay import replay_events, sort_events
-from mirrorband.simulate import simulate
-from mirrorband.task_cmd import task_points
-from mirrorband.virtual.band import VirtualBand, World, connect_peers
-from mirrorband.virtual.signals import from_recording, from_scenario, points_protocol
+from mirrorband.sim.simulate import simulate
+from mirrorband.sim.virtual.band import VirtualBand, World, connect_peers
+from mirrorband.sim.virtual.signals import from_recording, from_scenario, points_protocol
 
 from .test_band import logged
 

@@ -134,8 +134,8 @@ def test_sim_until_done_events_equal_replay(data, tmp_path):
 
 
 def test_sim_bad_input_is_one_line_exit_2(data, tmp_path):
-    from mirrorband.edf import write_edf
-    from mirrorband.simulate import simulate
+    from mirrorband.sessions.edf import write_edf
+    from mirrorband.sim.simulate import simulate
 
     rec = simulate("mild", seed=1, protocol=[("REST", 5.0), ("WRITE L", 5.0)])
     del rec.hands["R"]

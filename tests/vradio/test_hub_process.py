@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from bleak import BleakClient, BleakScanner
 
-from mirrorband.vradio import mpble
-from mirrorband.vradio.bleak_backend import BumbleAdapter
+from mirrorband.sim.vradio import mpble
+from mirrorband.sim.vradio.bleak_backend import BumbleAdapter
 
 from .tiny_peripheral import CONTROL_UUID, DATA_UUID, SERVICE_UUID, TinyPeripheral
 
@@ -28,7 +28,7 @@ CENTRAL = textwrap.dedent(
     """
     import asyncio, sys
     from bleak import BleakClient, BleakScanner
-    from mirrorband.vradio.bleak_backend import BumbleAdapter
+    from mirrorband.sim.vradio.bleak_backend import BumbleAdapter
 
     async def main():
         adapter = BumbleAdapter(sys.argv[1], name="doomed")
@@ -47,7 +47,7 @@ async def start_hub(*names: str) -> tuple[asyncio.subprocess.Process, dict[str, 
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "mirrorband.vradio.hub",
+        "mirrorband.sim.vradio.hub",
         *names,
         "--untimed",
         stdout=subprocess.PIPE,
@@ -134,7 +134,7 @@ async def test_hub_process_refuses_duplicate_names() -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "mirrorband.vradio.hub",
+        "mirrorband.sim.vradio.hub",
         "a",
         "a",
         stderr=subprocess.PIPE,

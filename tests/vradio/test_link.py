@@ -1,5 +1,5 @@
 """Virtual radio, in-process: a MicroPython-style peripheral (tiny_peripheral.py on
-mirrorband.vradio.mpble) and a central written with bleak's public API through the
+mirrorband.sim.vradio.mpble) and a central written with bleak's public API through the
 Bumble backend, on one Radio hub."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from bleak import BleakClient, BleakScanner
 from bleak.backends.device import BLEDevice
 from bleak.exc import BleakDeviceNotFoundError, BleakError, BleakGATTProtocolError, BleakGATTProtocolErrorCode
 
-from mirrorband.vradio import mpble
-from mirrorband.vradio.bleak_backend import BumbleAdapter
-from mirrorband.vradio.hub import LinkTiming, Radio
+from mirrorband.sim.vradio import mpble
+from mirrorband.sim.vradio.bleak_backend import BumbleAdapter
+from mirrorband.sim.vradio.hub import LinkTiming, Radio
 
 from .tiny_peripheral import (
     BEACON_COMPANY,

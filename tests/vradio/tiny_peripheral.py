@@ -1,5 +1,5 @@
 # A tiny peripheral written as MicroPython firmware would be, against the
-# `bluetooth` API (here mirrorband.vradio.mpble): advertise, a custom service with a
+# `bluetooth` API (here mirrorband.sim.vradio.mpble): advertise, a custom service with a
 # write + notify characteristic and a protected one, Device Information, Battery;
 # and a non-connectable "activity beacon". Used by tests/vradio.
 import struct

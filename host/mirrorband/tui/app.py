@@ -7,18 +7,18 @@ from pathlib import Path
 from textual.app import App
 from textual.binding import Binding
 
-from ..controller import BandsController
-from .bands_screen import BandsScreen
-from .download_screen import DownloadScreen
-from .review_screen import ReviewScreen
-from .session_screen import SessionScreen
-from .trends_screen import TrendsScreen
+from mirrorband.control.controller import BandsController
+from mirrorband.tui.bands_screen import BandsScreen
+from mirrorband.tui.download_screen import DownloadScreen
+from mirrorband.tui.review_screen import ReviewScreen
+from mirrorband.tui.session_screen import SessionScreen
+from mirrorband.tui.trends_screen import TrendsScreen
 
 
 class MirrorbandApp(App[int]):
     """Mirrorband for patients and clinicians.
 
-    ``controller`` reaches the bands (BLE, or :class:`~mirrorband.controller.PlaybackController`);
+    ``controller`` reaches the bands (BLE, or :class:`~mirrorband.control.controller.PlaybackController`);
     ``store_dir`` is the session store's directory (None: the user data directory).
     """
 

@@ -11,10 +11,10 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from ..controller import BandInfo, BandStatus, ControllerError
-from .common import controller, hand_word
-from .nav import NavBar
-from .provision_dialog import ProvisionDialog, ProvisionRequest
+from mirrorband.control.controller import BandInfo, BandStatus, ControllerError
+from mirrorband.tui.common import controller, hand_word
+from mirrorband.tui.nav import NavBar
+from mirrorband.tui.provision_dialog import ProvisionDialog, ProvisionRequest
 
 
 class BandsScreen(Screen[None]):

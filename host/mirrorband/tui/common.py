@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any, cast
 from textual.app import App
 
 if TYPE_CHECKING:
-    from ..controller import BandsController
-    from .app import MirrorbandApp
+    from mirrorband.control.controller import BandsController
+    from mirrorband.tui.app import MirrorbandApp
 
 HAND_WORD = {"L": "left", "R": "right", None: "unknown"}
 
@@ -22,8 +22,8 @@ def controller(app: App[Any]) -> BandsController:
 
 
 def open_store(app: App[Any]) -> Any:
-    """A new :class:`~mirrorband.store.Store` connection (call in the thread that uses it)."""
-    from ..store import Store
+    """A new :class:`~mirrorband.sessions.store.Store` connection (call in the thread that uses it)."""
+    from mirrorband.sessions.store import Store
 
     return Store(mb_app(app).store_dir)
 

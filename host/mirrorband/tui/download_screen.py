@@ -10,9 +10,14 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Label, ProgressBar, RichLog, Static
 
-from ..controller import ControllerError, DownloadInterrupted, DownloadProgress, DownloadResult
-from .common import controller, hand_word
-from .nav import NavBar
+from mirrorband.control.controller import (
+    ControllerError,
+    DownloadInterrupted,
+    DownloadProgress,
+    DownloadResult,
+)
+from mirrorband.tui.common import controller, hand_word
+from mirrorband.tui.nav import NavBar
 
 ATTEMPTS = 4
 

@@ -11,8 +11,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select
 
-from ..store import StoreError, check_patient_id
-from .common import controller
+from mirrorband.sessions.store import StoreError, check_patient_id
+from mirrorband.tui.common import controller
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,13 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from .common import fmt, open_store, protocol_text
-from .nav import NavBar
+from mirrorband.tui.common import fmt, open_store, protocol_text
+from mirrorband.tui.nav import NavBar
 
 
 def session_rows(store: Any) -> list[dict[str, Any]]:
     """One summary per stored session; a session that cannot be read gets an ``error``."""
-    from ..metrics import session_metrics
+    from mirrorband.analysis.metrics import session_metrics
 
     out = []
     for row in store.sessions():
@@ -76,7 +76,7 @@ class ReviewScreen(Screen[None]):
 
     @work(exclusive=True, thread=True, group="store")
     def load(self) -> None:
-        from ..store import StoreError
+        from mirrorband.sessions.store import StoreError
 
         try:
             with open_store(self.app) as st:
@@ -118,7 +118,7 @@ class ReviewScreen(Screen[None]):
         self.action_open()
 
     def action_open(self) -> None:
-        from .session_view import SessionView
+        from mirrorband.tui.session_view import SessionView
 
         table = self.query_one("#sessions", DataTable)
         if not self.rows or not 0 <= table.cursor_row < len(self.rows):

@@ -10,7 +10,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, Digits, Footer, Header, ProgressBar, Select, Static
 
-from ..controller import (
+from mirrorband.control.controller import (
     PROTOCOLS,
     ControllerError,
     DownloadInterrupted,
@@ -19,8 +19,8 @@ from ..controller import (
     LiveFrame,
     ProtocolStep,
 )
-from .common import controller, hand_word
-from .plots import LiveEnvelopes
+from mirrorband.tui.common import controller, hand_word
+from mirrorband.tui.plots import LiveEnvelopes
 
 DOWNLOAD_ATTEMPTS = 4
 
@@ -81,7 +81,7 @@ class SessionScreen(Screen[None]):
         self.lost: frozenset[str] = frozenset()
 
     def compose(self) -> ComposeResult:
-        from .nav import NavBar
+        from mirrorband.tui.nav import NavBar
 
         yield Header()
         yield NavBar("session")

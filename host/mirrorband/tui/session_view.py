@@ -13,8 +13,8 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from .common import fmt, hand_word, open_store, protocol_text
-from .plots import KIND_STYLE, Timeline
+from mirrorband.tui.common import fmt, hand_word, open_store, protocol_text
+from mirrorband.tui.plots import KIND_STYLE, Timeline
 
 SORTS = (("onset", lambda e: e["onset_s"]), ("duration", lambda e: -(e["offset_s"] - e["onset_s"])),
          ("peak", lambda e: -(e.get("peak_ratio") or 0.0)), ("hand", lambda e: (e["hand"], e["onset_s"])))
@@ -89,9 +89,9 @@ class SessionView(Screen[None]):
 
     @work(exclusive=True, thread=True)
     def load(self) -> None:
-        from ..metrics import for_session, session_metrics
-        from ..session import load
-        from ..store import StoreError
+        from mirrorband.analysis.metrics import for_session, session_metrics
+        from mirrorband.sessions.session import load
+        from mirrorband.sessions.store import StoreError
 
         try:
             with open_store(self.app) as st:

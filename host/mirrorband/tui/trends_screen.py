@@ -12,9 +12,9 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Select, Static
 
-from ..trends import TREND_METRICS
-from .common import hand_word, open_store
-from .nav import NavBar
+from mirrorband.analysis.trends import TREND_METRICS
+from mirrorband.tui.common import hand_word, open_store
+from mirrorband.tui.nav import NavBar
 
 METRIC_LABELS = {
     "grade": "grade 0-4", "mirror_per_min": "mirror bursts / min of writing", "latency_s": "latency to first (s)",
@@ -98,7 +98,7 @@ class TrendsScreen(Screen[None]):
 
     @work(exclusive=True, thread=True, group="store")
     def load_patients(self) -> None:
-        from ..store import StoreError
+        from mirrorband.sessions.store import StoreError
 
         try:
             with open_store(self.app) as st:
@@ -135,7 +135,7 @@ class TrendsScreen(Screen[None]):
 
     @work(exclusive=True, thread=True, group="trend")
     def load_trend(self, patient: str) -> None:
-        from ..trends import patient_trend
+        from mirrorband.analysis.trends import patient_trend
 
         try:
             with open_store(self.app) as st:
