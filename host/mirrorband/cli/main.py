@@ -123,7 +123,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     if args.summary:
-        from mirrorband.export.report import demo_summary
+        from mirrorband.cli.demo import demo_summary
 
         print(demo_summary(seed=args.seed, progress=_progress))
         return 0

@@ -40,8 +40,9 @@ def _ble_controller(args: argparse.Namespace) -> Any:
 
     if getattr(args, "sim", False):
         from mirrorband.cli.ble import _sim_hci
+        from mirrorband.sim.vradio.bleak_backend import virtual_controller
 
-        return BleController.virtual(_sim_hci(), store_dir=args.data_dir)
+        return virtual_controller(_sim_hci(), store_dir=args.data_dir)
     return BleController(store_dir=args.data_dir, description="Bluetooth bands")
 
 

@@ -14,7 +14,8 @@ session re-classifies ``peer_unknown`` events from the other band's activity.
 ``scanner_backend`` / ``client_backend`` are handed unchanged to bleak: ``None`` for the
 platform's adapters, or the Bumble classes of
 :class:`mirrorband.sim.vradio.bleak_backend.BumbleAdapter` for the virtual radio
-(:meth:`BleController.virtual`). Core module: it never imports ``textual``.
+(:func:`mirrorband.sim.vradio.bleak_backend.virtual_controller`, injected from above: this
+module never imports the simulator). Core module: it never imports ``textual``.
 """
 
 from __future__ import annotations
@@ -125,16 +126,6 @@ class BleController(BandsController):
         self._t_start: float | None = None
         self._stop = False
         self._running = False
-
-    @classmethod
-    def virtual(cls, hci: str, **kw: Any) -> BleController:
-        """A controller on the virtual radio's host controller ``hci`` (a Bumble transport spec)."""
-        from mirrorband.sim.vradio.bleak_backend import BumbleAdapter
-
-        adapter = BumbleAdapter(hci)
-        kw.setdefault("description", "virtual bands on the virtual radio")
-        return cls(scanner_backend=adapter.scanner_backend, client_backend=adapter.client_backend,
-                   adapter=adapter, **kw)
 
     # --- bands --------------------------------------------------------------------------------
     def _peer(self, band_id: str) -> _Peer:

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Callable
-from pathlib import Path
-
 from mirrorband.recording import Recording
 
 
-def _fmt(v: object, spec: str) -> str:
+def fmt(v: object, spec: str) -> str:
     return format(v, spec) if isinstance(v, (int, float)) else "-"
 
 
@@ -29,9 +25,9 @@ def events_table(out: dict, limit: int | None = None) -> str:
             kind = f"art:{e['artifact']}"
         lines.append(
             f"{i:4d}  {e['hand']:<4}  {kind:<9} {e['onset_s']:9.3f} {e['offset_s']:9.3f} "
-            f"{e['offset_s'] - e['onset_s']:6.2f} {_fmt(e.get('peak_ratio'), '7.1f')}  "
-            f"{'+'.join(e.get('channels', [])) or '-':<9} {_fmt(e.get('cci'), '5.2f')} "
-            f"{_fmt(e.get('imu_deg'), '9.1f')}")
+            f"{e['offset_s'] - e['onset_s']:6.2f} {fmt(e.get('peak_ratio'), '7.1f')}  "
+            f"{'+'.join(e.get('channels', [])) or '-':<9} {fmt(e.get('cci'), '5.2f')} "
+            f"{fmt(e.get('imu_deg'), '9.1f')}")
     if limit is not None and len(ev) > limit:
         lines.append(f"   ... {len(ev) - limit} more")
     counts = {}
@@ -64,43 +60,4 @@ def step_summary(rec: Recording, events: list[dict]) -> str:
                 text += f" ({mir / (a.duration / 60):.1f}/min)"
             cells.append(text)
         lines.append(f"  {a.text:<18} {a.onset:6.1f}-{a.end:<6.1f} {cells[0]:<22} {cells[1]}")
-    return "\n".join(lines)
-
-
-def demo_summary(seed: int = 7, progress: Callable[[str], None] = print) -> str:
-    """Simulate a patient (moderate, right hand affected), replay it through the
-    band firmware as the two bands would, and compare with the ground truth."""
-    from mirrorband.analysis.evaluate import score_recording, summarize
-    from mirrorband.detect.replay import replay
-    from mirrorband.sessions.edf import read_edf, write_edf
-    from mirrorband.sim.simulate import simulate
-
-    scenario = "moderate-R"
-    progress(f"simulating a patient session ({scenario}, seed {seed}) ...")
-    rec = simulate(scenario, seed=seed)
-    with tempfile.TemporaryDirectory(prefix="mirrorband-demo-") as tmp:
-        path = Path(tmp) / "demo.edf"
-        write_edf(rec, path)
-        rec = read_edf(path)  # what a clinician's file would give
-    progress("running the band firmware over it (two bands in lockstep) ...")
-    out = replay(rec, "cpython", name="simulated session")
-    events = out["events"]
-    s = summarize([score_recording(rec, events)])
-    truth_m = len(rec.truth("MIRROR", "R"))
-    found_m = sum(e["kind"] == "mirror" and e["hand"] == "R" for e in events)
-    lines = [
-        "Mirrorband demo: a simulated patient with moderate mirror dystonia, right hand affected",
-        "Protocol: " + " | ".join(f"{a.text} {a.duration:.0f} s" for a in rec.task_annotations()),
-        "",
-        "What the bands detected, per step (mirror = burst in the resting hand while the other writes):",
-        step_summary(rec, events),
-        "",
-        events_table(out, limit=12),
-        "",
-        f"Ground truth of the simulator: {truth_m} mirror bursts in hand R; the bands reported {found_m}.",
-        f"Scores: burst F1 {_fmt(s.get('burst_f1'), '.2f')}, mirror F1 {_fmt(s.get('mirror_f1'), '.2f')}, "
-        f"median onset error {_fmt(s.get('onset_median_abs_ms'), '.0f')} ms.",
-        "",
-        "Try: mirrorband simulate --scenario severe-L -o s.edf && mirrorband replay s.edf",
-    ]
     return "\n".join(lines)

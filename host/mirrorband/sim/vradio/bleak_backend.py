@@ -557,3 +557,15 @@ __all__ = [
     "get_default_adapter",
     "set_default_adapter",
 ]
+
+
+def virtual_controller(hci: str, **kw: Any) -> Any:
+    """A :class:`~mirrorband.control.blecontroller.BleController` on the virtual radio's host
+    controller ``hci`` (a Bumble transport spec): bleak's backends are injected here, so the
+    controller itself never imports the simulator."""
+    from mirrorband.control.blecontroller import BleController
+
+    adapter = BumbleAdapter(hci)
+    kw.setdefault("description", "virtual bands on the virtual radio")
+    return BleController(scanner_backend=adapter.scanner_backend, client_backend=adapter.client_backend,
+                         adapter=adapter, **kw)
