@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from mirrorband.bands.keystore import BandKey, Keystore
-from mirrorband.cli.main import main
+from mirrorband.cli.core import main
 
 from .harness import KEY, Band
 

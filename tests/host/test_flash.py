@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from mirrorband.cli import flash as flash_cmd
+from mirrorband.bands import flash as flash_cmd
 
 from ..conftest import REPO
 from ..virtual.test_sim_cli import Sim, mb

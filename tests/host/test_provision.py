@@ -17,7 +17,7 @@ from mbfw.identity import Identity, MemStore
 from mbfw.logrec import T_EVENT
 from mirrorband.bands.client import BandClient, aes_ctr
 from mirrorband.bands.keystore import BandKey, Keystore
-from mirrorband.cli.main import main
+from mirrorband.cli.core import main
 
 from ..firmware.test_handler import FakeDevice, event, log_snapshot, real_log
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mirrorband.cli.main import main
+from mirrorband.cli.core import main
 from mirrorband.detect.replay import replay, replay_events
 from mirrorband.recording import HandSignals, Recording
 from mirrorband.sessions.edf import read_edf, write_edf

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from mirrorband.cli.main import main
+from mirrorband.cli.core import main
 from mirrorband.sessions.edf import write_edf
 from mirrorband.sessions.store import ENV_DATA_DIR, SCHEMA_VERSION
 from mirrorband.sim.simulate import simulate

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from mbfw.task import STEP_NONE, STEP_REST, STEP_WRITE_L, STEP_WRITE_R
-from mirrorband.cli.main import main
+from mirrorband.cli.core import main
 from mirrorband.cli.task import find_protocol, protocols, task_points
 from mirrorband.errors import CliError
 

@@ -26,7 +26,7 @@ def core_modules() -> list[str]:
 
 def test_core_modules_do_not_import_textual() -> None:
     mods = core_modules()
-    assert "mirrorband.control.controller" in mods and "mirrorband.cli.main" in mods
+    assert "mirrorband.control.controller" in mods and "mirrorband.cli.core" in mods
     code = ("import importlib, sys\n"
             f"mods = {mods!r}\n"
             "failed = []\n"

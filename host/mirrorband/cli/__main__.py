@@ -2,6 +2,6 @@
 
 import sys
 
-from mirrorband.cli.main import main
+from mirrorband.cli import main
 
 sys.exit(main())

@@ -21,7 +21,7 @@ from mirrorband.recording import RecordingError
 _COMMAND_MODULES: tuple[str, ...] = (
     "cli.sessions",
     "cli.tui",
-    "bands.provision",
+    "cli.provision",
     "sim.virtual.sim",
     "cli.ble",
     "cli.flash",
