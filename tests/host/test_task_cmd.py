@@ -8,7 +8,8 @@ import pytest
 
 from mbfw.task import STEP_NONE, STEP_REST, STEP_WRITE_L, STEP_WRITE_R
 from mirrorband.cli.core import main
-from mirrorband.cli.task import find_protocol, protocols, task_points
+from mirrorband.cli.task import find_protocol, protocols
+from mirrorband.control.task import protocol_points as task_points
 from mirrorband.errors import CliError
 
 

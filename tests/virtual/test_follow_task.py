@@ -11,8 +11,8 @@ import pytest
 
 from mbfw.app import ST_DONE
 from mbfw.task import STEP_NONE, STEP_REST, STEP_WRITE_L, STEP_WRITE_R
-from mirrorband.cli.task import task_points
 from mirrorband.control.controller import PROTOCOLS
+from mirrorband.control.task import protocol_points as task_points
 from mirrorband.detect.replay import replay_events, sort_events
 from mirrorband.recording import RecordingError
 from mirrorband.sim.simulate import simulate

@@ -230,3 +230,73 @@ def ingest_runs(store: Any, band_id: str, raw_pages: Path, runs: Sequence[TaskRu
         if sid not in out:
             out.append(sid)
     return out
+
+
+# --- staging: what a download has fetched but not yet stored -------------------------------------
+def staging_dir(store_dir: Path, band_id: str) -> Path:
+    """``incoming/band-<id>/`` of the store: the raw pages, the decoded records (fsync'd
+    before the band may free them) and the last sequence received, kept between downloads
+    until every task run in them is stored."""
+    d = Path(store_dir) / "incoming" / f"band-{band_id}"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def read_staged(path: Path) -> list[Record]:
+    """Records kept between downloads: u32 seq, u8 type, u16 length, payload (a torn tail
+    is dropped: the band still has it, as it was never acknowledged)."""
+    out = []
+    data = path.read_bytes() if path.exists() else b""
+    i = 0
+    while i + 7 <= len(data):
+        seq, rtype, n = struct.unpack_from("<IBH", data, i)
+        if i + 7 + n > len(data):
+            break
+        out.append((seq, rtype, data[i + 7:i + 7 + n]))
+        i += 7 + n
+    return out
+
+
+@dataclass
+class StoredDownload:
+    """What :func:`download_to_store` did: the link's result, the sessions stored, the task
+    runs still open on the band and the records outside any task run."""
+
+    result: DownloadResult
+    sessions: list[int]
+    open_runs: int
+    outside: int
+
+
+async def download_to_store(store: Any, link: BandLink, band_id: str, patient_id: str | None, *,
+                            progress: Callable[[int, int], object] | None = None) -> StoredDownload:
+    """Download a band's new log records into its staging folder, then store every complete
+    task run (``mirrorband download``). Raw pages are written before parsing and records are
+    flushed before the band is told it may free them; the staging is cleared only once every
+    run in it is stored."""
+    pend = staging_dir(store.dir, band_id)
+    pages_f, recs_f, last_f = pend / "pages", pend / "records", pend / "last"
+    try:
+        start = int(last_f.read_text()) if last_f.exists() else 0
+    except ValueError:
+        start = 0
+    fw = P.Info.from_bytes(await link.call(P.OP_INFO)).fw
+    with open(pages_f, "ab") as pages, open(recs_f, "ab") as recs:
+        def on_page(raw: bytes) -> None:  # raw first, before parsing
+            pages.write(len(raw).to_bytes(2, "little") + raw)
+            pages.flush()
+
+        def on_record(r: Record) -> None:
+            recs.write(struct.pack("<IBH", r[0], r[1], len(r[2])) + r[2])
+            recs.flush()  # before the band is told it may free it
+
+        res = await download(link, on_record, start_after=start, on_page=on_page, progress=progress)
+        recs.flush()
+        last_f.write_text(str(res.last_seq))
+    runs, outside = band_runs(read_staged(recs_f))
+    sids = ingest_runs(store, band_id, pages_f, runs, patient_id=patient_id,
+                       firmware_version=fw) if runs and pages_f.exists() else []
+    if all(r.stopped for r in runs):  # every task run is complete and stored
+        pages_f.unlink(missing_ok=True)
+        recs_f.unlink(missing_ok=True)
+    return StoredDownload(res, sids, sum(not r.stopped for r in runs), outside)
