@@ -22,7 +22,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "cli.sessions",
     "cli.tui",
     "cli.provision",
-    "sim.virtual.sim",
+    "cli.sim",
     "cli.ble",
     "cli.flash",
     "cli.task",
