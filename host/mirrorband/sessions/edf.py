@@ -39,9 +39,11 @@ import secrets
 import warnings
 from datetime import datetime
 from fractions import Fraction
+from functools import partial
 
 import numpy as np
 
+from mirrorband.detect.bandio import Channel, HandChannels, Signals
 from mirrorband.recording import (
     EMG_CHANNELS,
     EMG_RATE_HZ,
@@ -204,6 +206,30 @@ def _rate_close(a: float, b: float) -> bool:
 
 def read_edf(path: str | os.PathLike) -> Recording:
     """Read a two-hand EDF+/BDF+ recording (FORMATS.md §1) at the band's native rates."""
+    reader, p = _open(path)
+    try:
+        return _read(reader, p)
+    finally:
+        reader.close()
+
+
+def open_edf(path: str | os.PathLike) -> Signals:
+    """Open a recording to be read chunk by chunk (the same checks and values as :func:`read_edf`).
+
+    Signals at the band's native rates are read on demand, a range of samples at
+    a time; signals that need resampling are read and resampled whole (a
+    resampler's output near a chunk boundary would differ). Close the result
+    (it is a context manager) when done.
+    """
+    reader, p = _open(path)
+    try:
+        return _read(reader, p, lazy=True)
+    except BaseException:
+        reader.close()
+        raise
+
+
+def _open(path: str | os.PathLike):
     p = os.fspath(path)
     _check_header(p)
     import pyedflib
@@ -217,13 +243,11 @@ def read_edf(path: str | os.PathLike) -> Recording:
         if msg.startswith(p + ": "):
             msg = msg[len(p) + 2 :]
         raise RecordingError(f"{p}: not a readable EDF+/BDF+ file ({msg})") from None
-    try:
-        return _read(reader, p)
-    finally:
-        reader.close()
+    return reader, p
 
 
-def _read(reader, p: str) -> Recording:
+def _read(reader, p: str, lazy: bool = False):
+    """The recording in ``reader``: a :class:`Recording`, or with ``lazy`` :class:`Signals`."""
     notes: list[str] = []
 
     def note(msg: str) -> None:
@@ -242,7 +266,7 @@ def _read(reader, p: str) -> Recording:
             raise RecordingError(f"{p}: signal {label!r} occurs twice")
         found[key] = i
 
-    def fetch(kind: str, hand: str, name: str) -> tuple[np.ndarray, float]:
+    def fetch(kind: str, hand: str, name: str, native: float | None = None) -> tuple[np.ndarray | Channel, float]:
         i = found[(kind, hand, name)]
         label = f"{kind} {hand} {name}"
         units, ours = _UNITS[kind]
@@ -255,10 +279,14 @@ def _read(reader, p: str) -> Recording:
             )
         if factor != 1.0:
             note(f"{kind} converted from {dim.strip()} to {ours}")
+        rate = float(reader.getSampleFrequency(i))
+        if lazy and native is not None and _rate_close(rate, native):
+            return Channel(read=partial(reader.readSignal, i), length=int(reader.getNSamples()[i]),
+                           factor=factor), rate
         x = reader.readSignal(i).astype(np.float64)
         if factor != 1.0:
             x *= factor
-        return x, float(reader.getSampleFrequency(i))
+        return x, rate
 
     hands: dict[str, HandSignals] = {}
     for hand in HANDS:
@@ -273,7 +301,7 @@ def _read(reader, p: str) -> Recording:
         for ch in EMG_CHANNELS:
             if ("EMG", hand, ch) not in found:
                 continue
-            x, rate = fetch("EMG", hand, ch)
+            x, rate = fetch("EMG", hand, ch, EMG_RATE_HZ)
             if ch == "FLEX":
                 flex_rate = rate
                 if rate < MIN_EMG_RATE_HZ - 1e-9:
@@ -291,6 +319,8 @@ def _read(reader, p: str) -> Recording:
             for ch in emg:
                 emg[ch] = _resample(emg[ch], flex_rate, EMG_RATE_HZ)
             note(f"EMG resampled {_fmt_rate(flex_rate)} Hz -> {EMG_RATE_HZ} Hz")
+        if lazy:
+            emg = {ch: x if isinstance(x, Channel) else Channel(x) for ch, x in emg.items()}
         imu: dict[str, np.ndarray | None] = {}
         for kind in ("ACC", "GYR"):
             present = [a for a in _AXES if (kind, hand, a) in found]
@@ -303,7 +333,7 @@ def _read(reader, p: str) -> Recording:
                     f"{p}: {kind} {hand} has axes {', '.join(present)} but not {', '.join(missing)} "
                     f"(all three or none)"
                 )
-            cols, rates = zip(*(fetch(kind, hand, a) for a in _AXES), strict=True)
+            cols, rates = zip(*(fetch(kind, hand, a, IMU_RATE_HZ) for a in _AXES), strict=True)
             if not all(_rate_close(r, rates[0]) for r in rates):
                 raise RecordingError(f"{p}: {kind} {hand} X, Y, Z have different sample rates")
             rate = rates[0]
@@ -312,12 +342,20 @@ def _read(reader, p: str) -> Recording:
                     f"{p}: {kind} {hand} is sampled at {_fmt_rate(rate)} Hz, below the minimum of "
                     f"{MIN_IMU_RATE_HZ} Hz"
                 )
+            if lazy and all(isinstance(c, Channel) for c in cols):
+                imu[kind] = list(cols)
+                continue
             arr = np.stack(cols, axis=1)
             if not _rate_close(rate, IMU_RATE_HZ):
                 arr = _resample(arr, rate, IMU_RATE_HZ)
                 note(f"{kind} resampled {_fmt_rate(rate)} Hz -> {IMU_RATE_HZ} Hz")
             imu[kind] = np.ascontiguousarray(arr)
-        hands[hand] = HandSignals(emg=emg, acc=imu["ACC"], gyr=imu["GYR"])
+            if lazy:
+                imu[kind] = [Channel(imu[kind][:, j]) for j in range(3)]
+        if lazy:
+            hands[hand] = HandChannels(emg, imu["ACC"], imu["GYR"])
+        else:
+            hands[hand] = HandSignals(emg=emg, acc=imu["ACC"], gyr=imu["GYR"])
 
     if not hands:
         raise RecordingError(f"{p}: no EMG L FLEX or EMG R FLEX signal (not a Mirrorband recording)")
@@ -329,6 +367,9 @@ def _read(reader, p: str) -> Recording:
         annotations.append(Annotation(float(onset), d if d > 0 else 0.0, str(text)))
     annotations.sort(key=lambda a: a.onset)
 
+    if lazy:
+        return Signals(hands, annotations, EMG_RATE_HZ, IMU_RATE_HZ, os.path.basename(p), notes,
+                       closer=reader.close)
     return Recording(
         hands=hands,
         emg_rate=EMG_RATE_HZ,

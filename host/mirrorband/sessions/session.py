@@ -34,6 +34,7 @@ from mbfw.config import Config
 from mbfw.detector import FEAT_WIN, WIN_MS
 from mbfw.events import EV_NF, EV_OFFSET, EV_ONSET, EventError, unpack
 from mbfw.task import STEP_NONE, STEP_REST, STEP_WRITE_L, STEP_WRITE_R
+from mirrorband.detect.bandio import Signals
 from mirrorband.recording import Recording, RecordingError
 from mirrorband.sessions.store import Store, StoreError, check_patient_id
 
@@ -68,7 +69,7 @@ def load(store: Store, sid: int | str) -> Session:
                    store.events(row.id), row.name, row.runtime, row.firmware_version, row.mains_hz, row.raw_path)
 
 
-def steps_from_recording(rec: Recording) -> list[dict[str, Any]]:
+def steps_from_recording(rec: Recording | Signals) -> list[dict[str, Any]]:
     """The task protocol annotations as steps (onset order)."""
     return [{"kind": a.text, "onset_s": round(a.onset, 4), "offset_s": round(a.end, 4)}
             for a in rec.task_annotations() if a.duration > 0]
@@ -85,15 +86,20 @@ def step_at(steps: Sequence[dict[str, Any]], t: float) -> str | None:
 
 # --- EDF+ import ----------------------------------------------------------------------------
 
-def analyse_recording(rec: Recording) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """(events, info) of a recording replayed through the numpy port as two bands would see it."""
-    from mirrorband.detect.bandio import band_settings
-    from mirrorband.detect.replay import replay
+def analyse_recording(rec: Recording | Signals) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(events, info) of a recording replayed through the numpy port as two bands would see it.
 
-    overrides, notes = band_settings(rec)
-    out = replay(rec, "numpy", overrides=overrides)
+    The band settings, task points and streams are prepared once
+    (:func:`mirrorband.detect.bandio.prepare`) and the recording is streamed
+    chunk by chunk, so an open EDF file (:func:`~mirrorband.sessions.edf.open_edf`)
+    is analysed in bounded memory.
+    """
+    from mirrorband.detect.replay import prepare, replay
+
+    inp = prepare(rec)
+    out = replay(inp, "numpy")
     info = {"runtime": out["runtime"], "firmware_version": out["firmware_version"],
-            "mains_hz": out["mains_hz"], "duration_s": out["duration_s"], "notes": notes}
+            "mains_hz": out["mains_hz"], "duration_s": out["duration_s"], "notes": inp.notes}
     return out["events"], info
 
 
@@ -119,18 +125,23 @@ def import_edf(store: Store, path: str | os.PathLike, patient_id: str | None = N
     analysed; ``started`` defaults to the EDF header's start (or now when the
     header is anonymised).
     """
-    from mirrorband.sessions.edf import read_edf
+    from mirrorband.sessions.edf import open_edf
 
     if patient_id is not None:
         check_patient_id(patient_id)
-    rec = read_edf(path)  # validates before anything is kept
+    with open_edf(path) as rec:  # validates before anything is kept; read chunk by chunk
+        try:
+            with open(path, "rb") as f:
+                magic = f.read(8)
+        except OSError as e:
+            raise StoreError(f"{path}: cannot read ({e.strerror or e})") from None
+        suffix = ".bdf" if magic == b"\xffBIOSEMI" else ".edf"
+        events, info = analyse_recording(rec)
+        steps = steps_from_recording(rec)
     try:
-        data = Path(path).read_bytes()
+        rel, sha = store.keep_raw_file(path, "imports", suffix)
     except OSError as e:
         raise StoreError(f"{path}: cannot read ({e.strerror or e})") from None
-    suffix = ".bdf" if data[:8] == b"\xffBIOSEMI" else ".edf"
-    events, info = analyse_recording(rec)
-    rel, sha = store.keep_raw(data, "imports", suffix)
     if started is None:
         st = edf_start(path)
         started = (st or datetime.now()).isoformat(timespec="seconds")
@@ -138,7 +149,7 @@ def import_edf(store: Store, path: str | os.PathLike, patient_id: str | None = N
             "duration_s": info["duration_s"], "runtime": info["runtime"],
             "firmware_version": info["firmware_version"], "mains_hz": info["mains_hz"],
             "raw_path": rel, "raw_sha256": sha}
-    return store.insert_session(meta, steps_from_recording(rec), events)
+    return store.insert_session(meta, steps, events)
 
 
 def recording_of(store: Store, session: Session) -> Recording:

@@ -296,6 +296,33 @@ class Store:
             raise StoreError(f"cannot write {target} ({e.strerror or e})") from None
         return rel, digest
 
+    def keep_raw_file(self, path: str | os.PathLike, rel_dir: str, suffix: str,
+                      block: int = 1 << 20) -> tuple[str, str]:
+        """:meth:`keep_raw` for a file, copied a block at a time (a long recording never sits in memory)."""
+        h = hashlib.sha256()
+        size = 0
+        with open(path, "rb") as f:
+            while b := f.read(block):
+                h.update(b)
+                size += len(b)
+        digest = h.hexdigest()
+        rel = f"{RAW_DIR}/{rel_dir}/{digest}{suffix}"
+        target = self.dir / rel
+        if target.exists() and target.stat().st_size == size:
+            return rel, digest
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + _TMP_SUFFIX)
+            with open(path, "rb") as src, open(tmp, "wb") as f:
+                while b := src.read(block):
+                    f.write(b)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except OSError as e:
+            raise StoreError(f"cannot write {target} ({e.strerror or e})") from None
+        return rel, digest
+
     # --- patients, bands, treatments -------------------------------------------------------
     def ensure_patient(self, pid: str, db: sqlite3.Connection | None = None) -> str:
         check_patient_id(pid)
