@@ -203,7 +203,7 @@ def _mask(n: int, spans: Sequence[tuple[float, float]], out_rate: float) -> np.n
     return m
 
 
-def emg_ratio_from_recording(rec: Recording, steps: Sequence[dict[str, Any]], events: Sequence[dict[str, Any]],
+def emg_ratio_from_recording(rec: Recording | None, steps: Sequence[dict[str, Any]], events: Sequence[dict[str, Any]],
                              mains_hz: int | None, envelopes: dict[str, np.ndarray] | None = None,
                              out_rate: float = 20.0) -> dict[str, float | None]:
     """Mean FLEX envelope of each hand while the other writes / during quiet ``REST`` (from the signals).
@@ -212,9 +212,10 @@ def emg_ratio_from_recording(rec: Recording, steps: Sequence[dict[str, Any]], ev
     it); the writing periods leave out only artifacts.
     """
     out: dict[str, float | None] = {}
-    for hand, sig in rec.hands.items():
+    hands = list(rec.hands) if rec is not None else list(envelopes or {})
+    for hand in hands:
         env = envelopes[hand] if envelopes and hand in envelopes else envelope(
-            sig.emg["FLEX"], rec.emg_rate, mains_hz, out_rate)
+            rec.hands[hand].emg["FLEX"], rec.emg_rate, mains_hz, out_rate)  # type: ignore[union-attr]
         n = len(env)
         mine = [e for e in events if e["hand"] == hand]
         arts = _mask(n, [(e["onset_s"] - 0.2, e["offset_s"] + 0.2) for e in mine if e["kind"] == "artifact"], out_rate)
@@ -252,7 +253,61 @@ def for_session(store: Any, session: Any, envelopes: bool = False
 
     if not session.raw_path:
         return session_metrics(session.steps, session.events), None
+    if session.duration_s > LONG_S:
+        envs = long_envelopes(store, session)
+        ratio = emg_ratio_from_recording(None, session.steps, session.events, session.mains_hz, envs)
+        return session_metrics(session.steps, session.events, ratio, "signal"), (envs if envelopes else None)
     rec = recording_of(store, session)
     envs = {h: envelope(sig.emg["FLEX"], rec.emg_rate, session.mains_hz) for h, sig in rec.hands.items()}
     ratio = emg_ratio_from_recording(rec, session.steps, session.events, session.mains_hz, envs)
     return session_metrics(session.steps, session.events, ratio, "signal"), (envs if envelopes else None)
+
+
+#: Sessions longer than this (s) get their envelopes chunk by chunk, kept beside the recording.
+LONG_S = 1800.0
+#: Chunk and margin (s) of the chunked envelope; the margin absorbs the filter's edge effects.
+ENV_CHUNK_S, ENV_MARGIN_S = 300.0, 20.0
+
+
+def long_envelopes(store: Any, session: Any, out_rate: float = 20.0) -> dict[str, np.ndarray]:
+    """Each hand's FLEX envelope of a long session (as :func:`envelope`, computed over
+    overlapping chunks), read from the copy kept beside the recording when there is one.
+
+    The envelope is what the plots show (20 values a second), a few MB for 8 hours:
+    opening the session again reads that, not the recording.
+    """
+    from mirrorband.recording import RecordingError
+    from mirrorband.sessions.edf import open_edf
+    from mirrorband.sessions.store import StoreError
+
+    raw = store.raw_abspath(session.raw_path)
+    cache = raw.with_name(f"{raw.name}.env{int(out_rate)}-{session.mains_hz or 0}.npz")
+    if cache.exists():
+        with np.load(cache) as z:
+            return {h: z[h] for h in z.files}
+    try:
+        sig = open_edf(raw)
+    except RecordingError as e:
+        raise StoreError(f"session {session.id}: kept recording unusable ({e})") from None
+    out: dict[str, np.ndarray] = {}
+    with sig:
+        rate = sig.emg_rate
+        step = max(1, int(round(rate / out_rate)))
+        chunk = int(ENV_CHUNK_S * out_rate) * step
+        margin = int(ENV_MARGIN_S * out_rate) * step
+        for h, hc in sig.hands.items():
+            ch = hc.emg["FLEX"]
+            parts = []
+            for a in range(0, (len(ch) // step) * step, chunk):
+                lo, hi = max(0, a - margin), min(len(ch), a + chunk + margin)
+                env = envelope(ch.read(lo, hi), rate, session.mains_hz, out_rate)
+                k0 = (a - lo) // step
+                parts.append(env[k0:k0 + chunk // step])
+            out[h] = np.concatenate(parts)[: len(ch) // step]
+    try:
+        tmp = cache.with_name(cache.name + ".tmp.npz")
+        np.savez(tmp, **out)
+        tmp.replace(cache)
+    except OSError:
+        pass  # a read-only store: computed again next time
+    return out
