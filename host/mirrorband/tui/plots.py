@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from rich.text import Text
 from textual.widget import Widget
 
@@ -184,7 +185,7 @@ class Timeline(Widget):
                 if env is not None and len(env):
                     lo, hi = int(a * self.env_rate), max(int(a * self.env_rate) + 1, int((a + dt) * self.env_rate))
                     seg = env[max(0, lo):max(0, hi)]
-                    ratio = float(max(seg)) / max(self._rest_level(hand), 1e-9) if len(seg) else 0.0
+                    ratio = float(np.max(seg)) / max(self._rest_level(hand), 1e-9) if len(seg) else 0.0
                     row.append(BLOCKS[level(ratio, 1)], style)
                 elif kind:
                     row.append({"mirror": "█", "burst": "▄", "artifact": "×"}[kind], style)
@@ -216,13 +217,17 @@ class Timeline(Widget):
 
     def _rest_level(self, hand: str) -> float:
         # the hand's quiet level: median envelope over REST steps (whole envelope when none)
-        import numpy as np
-
         env = self.envelopes.get(hand) if self.envelopes else None
         if env is None or not len(env):
             return 1.0
         if hand not in self._rest_cache:
-            idx = [i for i in range(len(env)) if self._step(i / self.env_rate) == "REST"]
-            base = np.asarray(env)[idx] if idx else np.asarray(env)
+            # the windows i whose time i / env_rate falls in a REST step (the first matching step, as _step)
+            env = np.asarray(env)
+            t = np.arange(len(env)) / self.env_rate
+            kind = np.full(len(env), "", dtype=object)
+            for st in reversed(self.steps):
+                kind[(t >= st["onset_s"]) & (t < st["offset_s"])] = st["kind"]
+            rest = kind == "REST"
+            base = env[rest] if rest.any() else env
             self._rest_cache[hand] = float(np.median(base)) or 1.0
         return self._rest_cache[hand]
