@@ -306,7 +306,8 @@ def long_envelopes(store: Any, session: Any, out_rate: float = 20.0) -> dict[str
             out[h] = np.concatenate(parts)[: len(ch) // step]
     try:
         tmp = cache.with_name(cache.name + ".tmp.npz")
-        np.savez(tmp, **out)
+        savez: Any = np.savez
+        savez(tmp, **out)
         tmp.replace(cache)
     except OSError:
         pass  # a read-only store: computed again next time

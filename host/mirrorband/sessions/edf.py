@@ -40,6 +40,7 @@ import warnings
 from datetime import datetime
 from fractions import Fraction
 from functools import partial
+from typing import Any
 
 import numpy as np
 
@@ -208,7 +209,9 @@ def read_edf(path: str | os.PathLike) -> Recording:
     """Read a two-hand EDF+/BDF+ recording (FORMATS.md §1) at the band's native rates."""
     reader, p = _open(path)
     try:
-        return _read(reader, p)
+        rec = _read(reader, p)
+        assert isinstance(rec, Recording)
+        return rec
     finally:
         reader.close()
 
@@ -223,7 +226,9 @@ def open_edf(path: str | os.PathLike) -> Signals:
     """
     reader, p = _open(path)
     try:
-        return _read(reader, p, lazy=True)
+        sig = _read(reader, p, lazy=True)
+        assert isinstance(sig, Signals)
+        return sig
     except BaseException:
         reader.close()
         raise
@@ -288,7 +293,7 @@ def _read(reader, p: str, lazy: bool = False):
             x *= factor
         return x, rate
 
-    hands: dict[str, HandSignals] = {}
+    hands: dict[str, Any] = {}  # HandSignals, or HandChannels when lazy
     for hand in HANDS:
         mine = [k for k in found if k[1] == hand]
         if not mine:
@@ -296,7 +301,7 @@ def _read(reader, p: str, lazy: bool = False):
         if ("EMG", hand, "FLEX") not in found:
             note(f"hand {hand} has no EMG {hand} FLEX: its other signals are ignored")
             continue
-        emg: dict[str, np.ndarray] = {}
+        emg: dict[str, Any] = {}
         flex_rate = 0.0
         for ch in EMG_CHANNELS:
             if ("EMG", hand, ch) not in found:
@@ -321,7 +326,7 @@ def _read(reader, p: str, lazy: bool = False):
             note(f"EMG resampled {_fmt_rate(flex_rate)} Hz -> {EMG_RATE_HZ} Hz")
         if lazy:
             emg = {ch: x if isinstance(x, Channel) else Channel(x) for ch, x in emg.items()}
-        imu: dict[str, np.ndarray | None] = {}
+        imu: dict[str, Any] = {}
         for kind in ("ACC", "GYR"):
             present = [a for a in _AXES if (kind, hand, a) in found]
             if not present:
