@@ -66,22 +66,26 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _runtime_events(rec, runtime: str, mains: int | None = None) -> dict:
-    from mirrorband.detect.bandio import band_settings
+    from mirrorband.detect.bandio import prepare
     from mirrorband.detect.mpy import MicroPythonMissing
     from mirrorband.detect.replay import replay
 
-    overrides, notes = band_settings(rec, {"mains_hz": mains} if mains else None)
-    for note in notes:
-        _progress(f"{rec.name}: {note}")
+    inp = prepare(rec, {"mains_hz": mains} if mains else None)  # settings computed once
+    for note in inp.notes:
+        _progress(f"{inp.name}: {note}")
     try:
-        return replay(rec, runtime, overrides=overrides)
+        return replay(inp, runtime)
     except MicroPythonMissing as e:
         raise CliError(str(e)) from None
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    rec = _read(args.recording)
-    out = _runtime_events(rec, args.runtime, args.mains)
+    from mirrorband.sessions.edf import open_edf
+
+    with open_edf(args.recording) as sig:  # read chunk by chunk: bounded memory on long recordings
+        for note in sig.notes:
+            _progress(f"{Path(args.recording).name}: {note}")
+        out = _runtime_events(sig, args.runtime, args.mains)
     out["recording"] = Path(args.recording).name
     if not args.mains:
         _progress(f"{out['recording']}: mains {out['mains_hz']} Hz (detected; --mains to set it)")

@@ -125,7 +125,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 @_guard
 def cmd_import(args: argparse.Namespace) -> int:
-    from mirrorband.sessions.session import import_edf
+    from mirrorband.analysis.metrics import LONG_S, long_envelopes
+    from mirrorband.sessions.session import import_edf, load
 
     started = None
     if args.date:
@@ -138,6 +139,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     with _open(args) as st:
         sid = import_edf(st, args.file, args.patient, started)
         row = st.session_row(sid)
+        if row.duration_s > LONG_S:  # keep the envelope the UI shows, so opening the session is quick
+            long_envelopes(st, load(st, sid))
     print(sid)
     _progress(f"session {sid}: {args.file} analysed with the numpy port of the band pipeline, {row.duration_s:.0f} s, {row.n_steps} steps, {row.n_events} events"
               + (f", patient {row.patient_id}" if row.patient_id else ""))
