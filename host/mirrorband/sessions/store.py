@@ -29,7 +29,7 @@ import json
 import os
 import re
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -279,33 +279,25 @@ class Store:
 
         Content-addressed: keeping the same bytes twice stores them once.
         """
-        digest = hashlib.sha256(data).hexdigest()
-        rel = f"{RAW_DIR}/{rel_dir}/{digest}{suffix}"
-        target = self.dir / rel
-        if target.exists() and target.stat().st_size == len(data):
-            return rel, digest
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(target.name + _TMP_SUFFIX)
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except OSError as e:
-            raise StoreError(f"cannot write {target} ({e.strerror or e})") from None
-        return rel, digest
+        return self._keep(hashlib.sha256(data).hexdigest(), len(data), lambda: iter((data,)), rel_dir, suffix)
 
     def keep_raw_file(self, path: str | os.PathLike, rel_dir: str, suffix: str,
                       block: int = 1 << 20) -> tuple[str, str]:
         """:meth:`keep_raw` for a file, copied a block at a time (a long recording never sits in memory)."""
+        def blocks() -> Iterator[bytes]:
+            with open(path, "rb") as f:
+                while b := f.read(block):
+                    yield b
+
         h = hashlib.sha256()
         size = 0
-        with open(path, "rb") as f:
-            while b := f.read(block):
-                h.update(b)
-                size += len(b)
-        digest = h.hexdigest()
+        for b in blocks():
+            h.update(b)
+            size += len(b)
+        return self._keep(h.hexdigest(), size, blocks, rel_dir, suffix)
+
+    def _keep(self, digest: str, size: int, blocks: Callable[[], Iterator[bytes]], rel_dir: str,
+              suffix: str) -> tuple[str, str]:
         rel = f"{RAW_DIR}/{rel_dir}/{digest}{suffix}"
         target = self.dir / rel
         if target.exists() and target.stat().st_size == size:
@@ -313,8 +305,8 @@ class Store:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(target.name + _TMP_SUFFIX)
-            with open(path, "rb") as src, open(tmp, "wb") as f:
-                while b := src.read(block):
+            with open(tmp, "wb") as f:
+                for b in blocks():
                     f.write(b)
                 f.flush()
                 os.fsync(f.fileno())
