@@ -29,8 +29,7 @@ import contextlib
 import os
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,64 +61,41 @@ def _data_dir(root: Path) -> Iterator[None]:
             os.environ["MIRRORBAND_DATA_DIR"] = old
 
 
-@dataclass
-class VirtualBands:
-    """What :func:`virtual_bands` runs: the BLE controller on the radio's host side, the radio
-    (:class:`mirrorband.sim.virtual.sim.SimRadio`, fault injection in ``radio.radio``) and the two
-    :class:`mirrorband.sim.virtual.band.VirtualBand` (``bands["L"]``, ``bands["R"]``)."""
-
-    controller: Any
-    radio: Any
-    bands: dict[str, Any]
-    store_dir: Path
-
-
-@contextlib.asynccontextmanager
-async def virtual_bands(root: Path, *, scenario: str = SCENARIO, seed: int = 7, fast: bool = False,
-                        store_dir: str | Path | None = None, description: str | None = None,
-                        progress: Callable[[str], object] | None = None,
-                        **controller: Any) -> AsyncIterator[VirtualBands]:
-    """The virtual radio and two virtual bands playing ``scenario``, and a BleController on them.
-
-    ``root`` holds the bands' keystore and flash; ``store_dir`` the session store (default
-    ``root/store``); ``fast``: the bands' time runs as fast as the CPU while they sample (the
-    bands' peer activity then goes in lockstep instead of over the beacon). ``controller``:
-    more BleController arguments (``frame_s``, ``now``, ``retry_for``). Everything is stopped
-    on exit.
-    """
+async def run_demo(data_dir: str | Path | None = None, *, seed: int = 7, scenario: str = SCENARIO,
+                   body: Callable[[Any, Path], Awaitable[int]] | None = None,
+                   progress: Callable[[str], object] | None = None) -> int:
+    """Start radio and bands, run ``body(controller, store_dir)`` (default: the TUI), stop everything."""
     from mirrorband.control.blecontroller import BleController
     from mirrorband.sim.virtual.signals import from_scenario
     from mirrorband.sim.virtual.sim import SimRadio, run_sim
     from mirrorband.sim.vradio.bleak_backend import BumbleAdapter
 
     say = progress or (lambda _m: None)
+    root = demo_dir(data_dir)
     root.mkdir(parents=True, exist_ok=True)
-    store = Path(store_dir) if store_dir is not None else root / "store"
+    store_dir = root / "store"
     say(f"simulating the patient ({scenario}) for the virtual bands (data in {root})")
     session = await asyncio.to_thread(from_scenario, scenario, seed)
     radio: SimRadio | None = None
     sim: asyncio.Task[Any] | None = None
     stop = asyncio.Event()
     ctl: BleController | None = None
-    bands: dict[str, Any] = {}
     try:
         say("starting the virtual radio and two virtual bands")
         radio = await SimRadio(timed=True).start()
         with _data_dir(root):
-            sim = asyncio.create_task(run_sim(session, root, fast=fast, until_done=False, seed=seed,
-                                              stop_event=stop, radio=radio, start_task=False, provision=True,
-                                              bands=bands))
+            sim = asyncio.create_task(run_sim(session, root, fast=False, until_done=False, seed=seed,
+                                              stop_event=stop, radio=radio, start_task=False, provision=True))
             while len(radio.addresses) < 2 and not sim.done():
                 await asyncio.sleep(0)
         if sim.done():
             sim.result()  # raises what stopped the bands
+        ks = Keystore(root / "keystore.json")
         adapter = BumbleAdapter(radio.host_hci)
-        ctl = BleController(store_dir=store, keystore=Keystore(root / "keystore.json"),
-                            scanner_backend=adapter.scanner_backend, client_backend=adapter.client_backend,
-                            adapter=adapter, description=description or
-                            f"virtual bands, simulated patient {scenario}" + (" (fast)" if fast else ""),
-                            **controller)
-        yield VirtualBands(ctl, radio, bands, store)
+        ctl = BleController(store_dir=store_dir, keystore=ks, scanner_backend=adapter.scanner_backend,
+                            client_backend=adapter.client_backend, adapter=adapter,
+                            description=f"demo: virtual bands, simulated patient {scenario}")
+        return await (body or _tui)(ctl, store_dir)
     finally:
         if ctl is not None:
             await ctl.close()
@@ -131,15 +107,6 @@ async def virtual_bands(root: Path, *, scenario: str = SCENARIO, seed: int = 7, 
                 sim.cancel()
         if radio is not None:
             await radio.close()
-
-
-async def run_demo(data_dir: str | Path | None = None, *, seed: int = 7, scenario: str = SCENARIO,
-                   body: Callable[[Any, Path], Awaitable[int]] | None = None,
-                   progress: Callable[[str], object] | None = None) -> int:
-    """Start radio and bands, run ``body(controller, store_dir)`` (default: the TUI), stop everything."""
-    async with virtual_bands(demo_dir(data_dir), scenario=scenario, seed=seed, progress=progress,
-                             description=f"demo: virtual bands, simulated patient {scenario}") as vb:
-        return await (body or _tui)(vb.controller, vb.store_dir)
 
 
 async def _tui(ctl: Any, store_dir: Path) -> int:

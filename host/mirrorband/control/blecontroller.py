@@ -49,7 +49,6 @@ from mirrorband.control.controller import (
 _STEP_CODE = {"REST": 1, "WRITE L": 2, "WRITE R": 3}
 _STATE_NAMES = {0: "idle", 1: "task", 2: "task", 3: "idle"}
 _RUNNING = (1, 2)
-_FULL_FREE = 4096  # bytes: a band with less free log space cannot record a session
 
 
 def _hand_word(hand: str | None) -> str:
@@ -247,7 +246,7 @@ class BleController(BandsController):
         p.last_status = st
         total = st.used + st.free
         used = round(100.0 * st.used / total, 2) if total else 0.0
-        state = "full" if st.free < _FULL_FREE else _STATE_NAMES.get(st.state, "idle")
+        state = "full" if st.free < 4096 else _STATE_NAMES.get(st.state, "idle")
         chans = await self._electrodes(p)
         clock = None if p.rtt_us is None else round(p.rtt_us / 2000.0, 2)
         return BandStatus(band_id, p.hand, p.key.patient or None, True, st.battery, used, st.pending,
@@ -294,10 +293,6 @@ class BleController(BandsController):
             raise ControllerError("a task is already running")
         peers = self._paired_peers()
         points = self._points()
-        for p in peers:
-            if P.Status.from_bytes(await self._call(p, P.OP_STATUS)).free < _FULL_FREE:
-                raise StorageFull(f"the {_hand_word(p.hand)} band's storage is full: download its data "
-                                  "first (Download), then start again")
         for p in peers:
             await self._call(p, P.OP_TASK_SET, bytes(P.TaskSet(points)))
             await p.link.ensure()

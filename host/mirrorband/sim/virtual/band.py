@@ -263,25 +263,6 @@ class VirtualBand:
         self.app.set_task(points)
         self.app.start_task(session_id, duration_ms)
 
-    def fill_log(self, leave: int = 2048) -> int:
-        """Fault: fill the running band's log with undownloaded events until fewer than ``leave``
-        bytes are free (a band nobody downloaded for months); returns how many were added."""
-        from mbfw import events
-        from mbfw.logrec import LogFull
-
-        if self.app is None:
-            raise RuntimeError("band is off")
-        log = self.app.log
-        ev = events.pack([0 if self.hand == "L" else 1, events.KIND_BURST, 0, 0, 0, 100, 40, 100, 20, -1, 1])
-        n = 0
-        try:
-            while log.status()[1] >= leave:
-                log.append(T_EVENT, ev)
-                n += 1
-        except LogFull:
-            pass
-        return n
-
     def log_records(self) -> list[tuple[int, int, bytes]]:
         """Every record in the band's log (reads its flash through the firmware's EventLog)."""
         from mbfw.eventlog import EventLog

@@ -163,15 +163,13 @@ def provision_bands(bands: dict[str, Any], patient: str = "SIM01", keystore: Any
 
 async def run_sim(session, root: Path, fast: bool, until_done: bool, seed: int,
                   on_ready=None, stop_event: asyncio.Event | None = None, *, radio: SimRadio | None = None,
-                  start_task: bool = True, provision: bool = False,
-                  bands: dict[str, Any] | None = None) -> dict[str, Any]:
+                  start_task: bool = True, provision: bool = False) -> dict[str, Any]:
     """Run two bands over ``session``; returns a summary (events, samples, timings).
 
     With ``radio`` the bands get a BLE radio on it. Peer activity goes over the BLE
     beacon in real time with a radio; in fast mode (or without radio) the bands are wired
     directly in lockstep. ``start_task=False`` leaves the bands idle for a host (``mirrorband
-    task run``); ``provision`` gives them fresh keys in the keystore. ``bands`` (a dict) receives
-    the :class:`VirtualBand` of each hand, for callers that inject faults.
+    task run``); ``provision`` gives them fresh keys in the keystore.
     """
     import random
 
@@ -180,7 +178,7 @@ async def run_sim(session, root: Path, fast: bool, until_done: bool, seed: int,
 
     rng = random.Random(seed)
     world = World(fast=fast)
-    bands = bands if bands is not None else {}
+    bands = {}
     for hand in ("L", "R"):
         flash = root / "flash" / hand
         b = VirtualBand(hand, session.bands[hand], world.true, flash,

@@ -194,8 +194,6 @@ class VirtualController(Controller):
         return phase < self.le_scan_window * 0.000625
 
     def _on_legacy_adv(self, pdu: LegacyAdvPdu) -> None:
-        if self.radio.apart(self, pdu.advertiser_address):
-            return  # out of range: neither heard nor connectable
         if self._hears():
             self._report(pdu.advertiser_address, _REPORT_OF_ADV[pdu.adv_type], pdu.data)
             if self.le_scan_type == 1 and pdu.adv_type in _SCANNABLE:
@@ -422,8 +420,7 @@ class Radio:
         self.rssi = rssi
         self.controllers: dict[str, VirtualController] = {}
         self._servers: dict[str, _ControllerServer] = {}
-        self._drops: list[tuple[str, int, int, float | None]] = []  # (name, pdus left, reason, away s)
-        self.away: set[str] = set()  # controllers out of range (see out_of_range)
+        self._drops: list[tuple[str, int, int]] = []  # (controller name, pdus left, reason)
         self.pdus_sent = 0
         self.drop_listeners: list[Callable[[str, str], None]] = []
 
@@ -510,58 +507,30 @@ class Radio:
             self.drop(connection, reason)
         return len(links)
 
-    def drop_after(self, name: str, pdus: int, reason: int = CONNECTION_TIMEOUT,
-                   away_s: float | None = None) -> None:
-        """Drop the links of ``name`` once it has sent ``pdus`` more L2CAP PDUs; with ``away_s``
-        it is then out of range for that long (:meth:`out_of_range`)."""
+    def drop_after(self, name: str, pdus: int, reason: int = CONNECTION_TIMEOUT) -> None:
+        """Drop the links of ``name`` once it has sent ``pdus`` more L2CAP PDUs."""
         if pdus < 1:
             raise ValueError("pdus must be >= 1")
-        self._drops.append((name, pdus, reason, away_s))
-
-    def out_of_range(self, name: str, seconds: float | None = None) -> None:
-        """Take controller ``name`` out of range: its links drop (peers see a supervision
-        timeout), nobody hears its advertisements and it hears nobody's, until :meth:`in_range`
-        (or ``seconds`` later, if finite). The band behind it goes on running."""
-        self.away.add(name)
-        if name in self.controllers:
-            self.drop_all(name)
-        if seconds is not None and math.isfinite(seconds):
-            asyncio.get_running_loop().call_later(seconds, self.in_range, name)
-
-    def in_range(self, name: str) -> None:
-        """Bring controller ``name`` back in range (see :meth:`out_of_range`)."""
-        self.away.discard(name)
-
-    def apart(self, receiver: VirtualController, address: hci.Address) -> bool:
-        """True when ``receiver`` cannot hear the radio at ``address`` (one of them is out of range)."""
-        if not self.away:
-            return False
-        if receiver.name in self.away:
-            return True
-        sender = self.link.find_le_controller(address)
-        return isinstance(sender, VirtualController) and sender.name in self.away
+        self._drops.append((name, pdus, reason))
 
     def on_pdu_sent(self, controller: VirtualController, connection: Connection) -> None:
         """Called by a controller for each PDU that left over the air."""
         self.pdus_sent += 1
         if not self._drops:
             return
-        remaining: list[tuple[str, int, int, float | None]] = []
-        fire: list[tuple[int, float | None]] = []
-        for name, left, reason, away in self._drops:
+        remaining: list[tuple[str, int, int]] = []
+        fire: list[int] = []
+        for name, left, reason in self._drops:
             if name == controller.name:
                 left -= 1
                 if left == 0:
-                    fire.append((reason, away))
+                    fire.append(reason)
                     continue
-            remaining.append((name, left, reason, away))
+            remaining.append((name, left, reason))
         self._drops = remaining
-        loop = asyncio.get_running_loop()
-        for reason, away in fire:
+        for reason in fire:
             # After the current call stack: the PDU in flight is lost with the link.
-            loop.call_soon(self.drop_all, controller.name, reason)
-            if away is not None:
-                loop.call_soon(self.out_of_range, controller.name, away)
+            asyncio.get_running_loop().call_soon(self.drop_all, controller.name, reason)
 
 
 async def _run(args: argparse.Namespace) -> int:
