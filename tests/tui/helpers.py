@@ -8,7 +8,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mirrorband.control.controller import PROTOCOLS, Faults, PlaybackController
+from mirrorband.control.controller import PROTOCOLS
+from mirrorband.sim.playback import Faults, PlaybackController
 
 SHORT = "Short check (1 min)"
 

@@ -12,12 +12,11 @@ from mirrorband.control.controller import (
     PROTOCOLS,
     ControllerError,
     DownloadInterrupted,
-    Faults,
     LiveFrame,
-    PlaybackController,
     ProtocolStep,
     StorageFull,
 )
+from mirrorband.sim.playback import Faults, PlaybackController
 
 SHORT = PROTOCOLS["Short check (1 min)"]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from textual.widgets import DataTable, Select
 
-from mirrorband.control.controller import Faults
+from mirrorband.sim.playback import Faults
 from mirrorband.tui import MirrorbandApp
 from mirrorband.tui.session_view import SessionView
 

@@ -4,7 +4,7 @@ Without options it talks to real bands through the computer's Bluetooth adapter
 (:class:`mirrorband.control.blecontroller.BleController`, bleak's platform backend); ``--sim`` to
 the virtual bands of a running ``mirrorband sim`` on the virtual radio; ``--playback
 SCENARIO`` plays a simulated patient through the band firmware with no radio at all
-(:class:`mirrorband.control.controller.PlaybackController`).
+(:class:`mirrorband.sim.playback.PlaybackController`).
 """
 
 from __future__ import annotations
@@ -47,8 +47,9 @@ def _ble_controller(args: argparse.Namespace) -> Any:
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
-    from mirrorband.control.controller import ControllerError, PlaybackController
+    from mirrorband.control.controller import ControllerError
     from mirrorband.sessions.store import Store, StoreError
+    from mirrorband.sim.playback import PlaybackController
 
     if not sys.stdout.isatty():
         raise CliError("the terminal UI needs a terminal (stdout is not a tty)")

@@ -18,7 +18,7 @@ from mirrorband.tui.trends_screen import TrendsScreen
 class MirrorbandApp(App[int]):
     """Mirrorband for patients and clinicians.
 
-    ``controller`` reaches the bands (BLE, or :class:`~mirrorband.control.controller.PlaybackController`);
+    ``controller`` reaches the bands (BLE, or :class:`~mirrorband.sim.playback.PlaybackController`);
     ``store_dir`` is the session store's directory (None: the user data directory).
     """
 
