@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from mirrorband.bands import flash as flash_cmd
 
 from ..conftest import REPO
-from ..virtual.test_sim_cli import Sim, mb
+from ..virtual.test_sim_cli import Sim, mb, read_until
 
 
 @pytest.mark.parametrize("board, arch", [("xiao_esp32s3", "xtensawin"), ("pico2w", "armv7emsp"),
@@ -139,6 +140,15 @@ def test_doctor_reports_an_electrode_off(tmp_path):
                 while b"OK leadoff" not in buf and time.monotonic() < t:
                     buf += ser.read(64)
             assert b"OK leadoff" in buf, buf
+            # and wait until its task samples (the first second it is still starting)
+            while True:
+                ser.write(b"diag\r")
+                out = read_until(ser, b"OK diag", 2)
+                if b"\n" not in out.rpartition(b"OK diag")[2]:
+                    out += read_until(ser, b"\n", 1)
+                if re.search(rb"samples=[1-9]", out.rpartition(b"OK diag")[2]):
+                    break
+                assert time.monotonic() < deadline, out
         p = mb(["doctor", "--port", port], data)
         assert p.returncode == 1
         line = [ln for ln in p.stdout.splitlines() if "EXT +" in ln][0]

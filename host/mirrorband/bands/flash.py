@@ -410,7 +410,10 @@ def doctor(port: str, timeout: float = 3.0) -> list[tuple[str, bool, str]]:
         st = _fields(st_line.replace(" (", "_(", 1))
         if "busy" in st_line:
             checks.append(("sensors", True, "self-test skipped: a task is running"))
-            lo = int(diag.get("leadoff", "0"), 16)
+            # the task may have started after the diag above: the lead-off bits are those of
+            # the sampler's last frame, so read them again now that it runs
+            diag = _fields(link.command("diag", "diag"))
+            lo = int(diag.get("leadoff", "0"), 16) if int(diag.get("samples", "0") or 0) > 0 else None
         else:
             checks.append(("EMG ADS1292R", st.get("ads") == "ok" and st.get("ads_id") == "0x73",
                            f"ID {st.get('ads_id', '?')}, registers read back" if st.get("ads") == "ok"
@@ -418,8 +421,12 @@ def doctor(port: str, timeout: float = 3.0) -> list[tuple[str, bool, str]]:
             checks.append(("IMU LSM6DSOX", st.get("imu") == "ok" and st.get("imu_who") == "0x6c",
                            f"WHO_AM_I {st.get('imu_who')}" if st.get("imu") == "ok"
                            else "not found (the band runs on EMG alone)"))
-            lo = int(st.get("leadoff", diag.get("leadoff", "0")), 16)
+            lo: int | None = int(st.get("leadoff", diag.get("leadoff", "0")), 16)
         for bit, (pin, label) in enumerate(ELECTRODES):
+            if lo is None:  # the task is starting: nothing sampled yet, so nothing known
+                checks.append((f"electrode {label}", False, f"{pin} not measured yet (the task is starting): "
+                               "run doctor again"))
+                continue
             off = bool(lo >> bit & 1)
             checks.append((f"electrode {label}", not off, f"{pin} {'OFF: check the electrode and its gel' if off else 'on'}"))
         status = _fields(link.command("status", "status"))
