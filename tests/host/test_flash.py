@@ -181,3 +181,45 @@ def test_usb_console_line_rules_on_the_firmware_side():
     assert text == "\r\nOK got info\r\n" + PROMPT + "\r\nOK got status\r\n" + PROMPT  # nothing echoed
     lc.feed(b"half\x04")
     assert reboots == [1] and "MPY: soft reboot" in "".join(out) and lc.line == bytearray()
+
+
+class _ScriptedConsole:
+    """A band's line console answering doctor's commands from a script (a list per command)."""
+
+    def __init__(self, answers: dict[str, list[str]]) -> None:
+        self.answers = answers
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def drain(self) -> None:
+        pass
+
+    def command(self, line: str, what: str) -> str:
+        return self.answers[line].pop(0)
+
+
+def test_doctor_reads_the_lead_off_of_a_task_that_started_meanwhile(monkeypatch):
+    # diag while idle (nothing sampled), then the task starts: selftest is busy. The lead-off
+    # must come from a diag taken while sampling, and is "not measured" before the first sample.
+    import mbfw
+    from mirrorband.bands import provision
+
+    info = f"OK info id=0123456789abcdef fw={mbfw.VERSION} board=virtual provisioned=1 hand=R patient=P1"
+    status = f"OK status battery=80 used=10 free=1000000 pending=0 clock_us={time.time_ns() // 1000}"
+    idle = "OK diag state=IDLE samples=0 overruns=0 bad_frames=0 leadoff=0x00"
+    busy = "ERR busy: stop the task first"
+
+    def run(second_diag: str) -> dict[str, str]:
+        answers = {"info": [info], "diag": [idle, second_diag], "selftest": [busy], "status": [status]}
+        monkeypatch.setattr(provision, "ConsoleLink", lambda port, timeout: _ScriptedConsole(answers))
+        return {name: ("ok " if ok else "FAIL ") + detail for name, ok, detail in flash_cmd.doctor("p")}
+
+    got = run("OK diag state=CALIBRATING samples=180 overruns=0 bad_frames=0 leadoff=0x04")
+    assert got["electrode EXT +"] == "FAIL IN2P OFF: check the electrode and its gel"
+    assert got["electrode FLEX +"] == "ok IN1P on"
+    got = run("OK diag state=CALIBRATING samples=0 overruns=0 bad_frames=0 leadoff=0x00")
+    assert all(v.startswith("FAIL") and "not measured yet" in v for k, v in got.items() if k.startswith("electrode"))
