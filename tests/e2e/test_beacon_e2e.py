@@ -13,7 +13,8 @@ import pytest
 
 from mbfw.app import ST_DONE
 from mbfw.events import EV_FLAGS, EV_OFFSET, EV_ONSET, FLAG_PEER_UNKNOWN
-from mirrorband.detect.replay import event_dict, replay_events, sort_events
+from mirrorband.detect.bandio import event_dict, sort_events
+from mirrorband.detect.replay import replay_events
 from mirrorband.sim.simulate import simulate
 from mirrorband.sim.virtual.band import VirtualBand, World, session_events
 from mirrorband.sim.virtual.signals import from_recording

@@ -17,15 +17,17 @@ import pytest
 
 from mbfw.events import EV_FLAGS, EV_NF, EV_OFFSET, EV_ONSET, FLAG_PEER_UNKNOWN
 from mbfw.pipeline import Hand
-from mirrorband.detect.bandio import band_settings, streams, task_points
-from mirrorband.detect.replay import (
+from mirrorband.detect.bandio import (
     BLOCK,
+    band_settings,
     event_dict,
     hand_config,
     imu_block_buffer,
     imu_blocks,
-    replay_events,
+    streams,
+    task_points,
 )
+from mirrorband.detect.replay import replay_events
 from mirrorband.sessions.session import BandMarkers, merge_band_logs, reclassify
 from mirrorband.sim.simulate import simulate
 

@@ -12,7 +12,8 @@ from mbfw.app import ST_DONE, ST_IDLE
 from mbfw.events import EV_FLAGS, EV_OFFSET, EV_ONSET, FLAG_PEER_UNKNOWN, pack
 from mbfw.fsio import PowerCut
 from mbfw.task import STEP_NONE, STEP_REST, STEP_WRITE_L
-from mirrorband.detect.replay import replay_events, sort_events
+from mirrorband.detect.bandio import sort_events
+from mirrorband.detect.replay import replay_events
 from mirrorband.recording import RecordingError
 from mirrorband.sim.simulate import simulate
 from mirrorband.sim.virtual.band import VirtualBand, World, connect_peers, session_events

@@ -13,7 +13,8 @@ from mbfw.app import ST_DONE
 from mbfw.task import STEP_NONE, STEP_REST, STEP_WRITE_L, STEP_WRITE_R
 from mirrorband.control.controller import PROTOCOLS
 from mirrorband.control.task import protocol_points as task_points
-from mirrorband.detect.replay import replay_events, sort_events
+from mirrorband.detect.bandio import sort_events
+from mirrorband.detect.replay import replay_events
 from mirrorband.recording import RecordingError
 from mirrorband.sim.simulate import simulate
 from mirrorband.sim.virtual.band import VirtualBand, World, connect_peers

@@ -174,7 +174,8 @@ def _virtual_bands() -> dict:
 
 
 def replay_events_for(session) -> list[dict]:
-    from mirrorband.detect.replay import event_dict, replay_events
+    from mirrorband.detect.bandio import event_dict
+    from mirrorband.detect.replay import replay_events
 
     return [event_dict(e) for e in replay_events(session.recording, "numpy", session.settings)]
 

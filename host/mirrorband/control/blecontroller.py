@@ -330,7 +330,7 @@ class BleController(BandsController):
     async def live(self) -> AsyncIterator[LiveFrame]:
         from mbfw import protocol as P
         from mbfw.events import EV_OFFSET, EV_ONSET, unpack
-        from mirrorband.detect.replay import event_dict
+        from mirrorband.detect.bandio import event_dict
 
         if self._t_start is None:
             raise ControllerError("no task has been started")
@@ -461,7 +461,7 @@ class BleController(BandsController):
         remembered at its start and the band's activity spans, merged with the other band's log
         (``peer_unknown`` events are re-classified there), as ``mirrorband download`` does."""
         from mbfw.events import EV_KIND, unpack
-        from mirrorband.detect.replay import KIND_NAMES
+        from mirrorband.detect.bandio import KIND_NAMES
         from mirrorband.sessions.download import band_runs, ingest_runs
         from mirrorband.sessions.store import Store, StoreError
 

@@ -52,7 +52,7 @@ async def run_task(links: dict[str, Any], points: list[tuple[int, int]], *, sess
     from mbfw import protocol as P
     from mbfw.events import EventError, unpack
     from mirrorband.bands.ble.sync import sync_clock
-    from mirrorband.detect.replay import event_dict
+    from mirrorband.detect.bandio import event_dict
 
     sid = session if session is not None else int(time.time()) & 0x7FFFFFFF
     res = TaskResult(sid, points[-1][0] / 1000.0)

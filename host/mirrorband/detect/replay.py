@@ -19,20 +19,12 @@ long recording is replayed in bounded memory.
 from __future__ import annotations
 
 import mbfw
-from mirrorband.detect.bandio import (  # noqa: F401  (re-exported for callers)
-    ART_NAMES,
-    BLOCK,
+from mirrorband.detect.bandio import (
     CHUNK,
-    KIND_NAMES,
-    MAX_IMU_PER_BLOCK,
     BandInput,
     Signals,
     event_dict,
-    hand_config,
-    imu_block_buffer,
-    imu_blocks,
     prepare,
-    sort_events,
 )
 from mirrorband.recording import Recording
 

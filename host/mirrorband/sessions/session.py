@@ -94,7 +94,8 @@ def analyse_recording(rec: Recording | Signals) -> tuple[list[dict[str, Any]], d
     chunk by chunk, so an open EDF file (:func:`~mirrorband.sessions.edf.open_edf`)
     is analysed in bounded memory.
     """
-    from mirrorband.detect.replay import prepare, replay
+    from mirrorband.detect.bandio import prepare
+    from mirrorband.detect.replay import replay
 
     inp = prepare(rec)
     out = replay(inp, "numpy")
@@ -362,7 +363,7 @@ def reclassify(events: list[dict[str, Any]], steps: Sequence[dict[str, Any]],
 def merge_band_logs(logs: Sequence[tuple[str, BandMarkers, Sequence[Sequence[int]]]]
                     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """Merge band logs ``(band_id, markers, event tuples)`` of one task run: (steps, events, session meta)."""
-    from mirrorband.detect.replay import event_dict
+    from mirrorband.detect.bandio import event_dict
 
     if not logs:
         raise StoreError("no band log to merge")

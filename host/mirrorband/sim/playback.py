@@ -222,7 +222,7 @@ class PlaybackController(BandsController):
     # --- download ---------------------------------------------------------------------------
     async def download(self, progress: Callable[[DownloadProgress], object] | None = None) -> list[DownloadResult]:
         from mbfw.events import EV_KIND
-        from mirrorband.detect.replay import KIND_NAMES
+        from mirrorband.detect.bandio import KIND_NAMES
         from mirrorband.sessions.session import BandMarkers, ingest_band_pages
         from mirrorband.sessions.store import Store, StoreError
 
@@ -362,8 +362,7 @@ class _Run:
     def __init__(self, ctl: PlaybackController, bands: list[_Band], steps: tuple[ProtocolStep, ...],
                  session_no: int) -> None:
         from mbfw.pipeline import Hand
-        from mirrorband.detect.bandio import streams, task_points
-        from mirrorband.detect.replay import hand_config, imu_blocks
+        from mirrorband.detect.bandio import hand_config, imu_blocks, streams, task_points
         from mirrorband.sim.simulate import simulate
 
         self.ctl = ctl
@@ -403,7 +402,7 @@ class _Run:
 
     def advance(self, target_s: float) -> LiveFrame:
         from mbfw.events import EV_NF
-        from mirrorband.detect.replay import event_dict, imu_block_buffer
+        from mirrorband.detect.bandio import event_dict, imu_block_buffer
 
         frame = LiveFrame(0.0, self.duration, -1, None, 0.0)
         frame.envelopes = {h: [] for h in self.hands}

@@ -250,7 +250,7 @@ async def run_sim(session, root: Path, fast: bool, until_done: bool, seed: int,
 
 def summary(session, bands: dict, world) -> dict[str, Any]:
     from mbfw.events import EV_OFFSET, EV_ONSET
-    from mirrorband.detect.replay import event_dict, sort_events
+    from mirrorband.detect.bandio import event_dict, sort_events
     from mirrorband.sim.virtual.band import session_events
 
     events = []
